@@ -1,0 +1,221 @@
+"""The whole training configuration: one Hydra structured-config tree rooted at `TrainConfig`.
+
+Every key of the README's tables keeps its name and default. Keys we added are marked "(new)".
+`validate(cfg)` checks values before any work starts and raises `ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from .errors import ConfigError
+from .masking import largest_target_area
+
+VARIANTS = ("baseline", "gated")
+DATASETS = ("stl10", "digits", "fashion_mnist", "cifar10", "folder")
+GATE_LOCATIONS = ("attn", "skip", "post")
+LOSSES = ("mse", "smooth_l1")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass
+class IJEPAConfig:
+    image_size: int = 96
+    patch_size: int = 8
+    hidden_dim: int = 512
+    depth: int = 6
+    heads: int = 6
+    head_dim: int = 64  # (new) per-head width; 6 x 64 = 384 inner attention width, ~11.2M params
+    mlp_ratio: float = 2.0  # (new) MLP width = mlp_ratio * hidden_dim (README: 2x)
+    predictor_dim: int = 384  # (new) predictor width; projects in from and out to hidden_dim
+    predictor_depth: int = 6
+    predictor_heads: int = 6
+    num_targets: int = 4
+    loss: str = "mse"  # (new) "mse" (README's results) or "smooth_l1" (paper's code)
+    # Gated I-JEPA (variant=gated)
+    lambda_gates: float = 1.0
+    gate_exp_alpha: float = 4.0
+    gate_layer_index: Optional[int] = None
+    gate_location: str = "post"
+    gate_beta: float = 2.0 / 3.0
+    gate_gamma: float = -0.1  # used: the hard-concrete stretch interval's lower end
+    gate_zeta: float = 1.1  # used: the hard-concrete stretch interval's upper end
+
+
+@dataclass
+class MaskConfig:
+    """(new) Multi-block masking (Assran et al. 2023, Sec. 3); defaults are the paper's."""
+    target_scale: List[float] = field(default_factory=lambda: [0.15, 0.2])
+    target_aspect_ratio: List[float] = field(default_factory=lambda: [0.75, 1.5])
+    context_scale: List[float] = field(default_factory=lambda: [0.85, 1.0])
+    min_context: int = 4  # floor on the number of context patches
+
+
+@dataclass
+class DataConfig:
+    dataset_path: str = "./data"
+    dataset_name: str = "stl10"
+    download: bool = False  # (new) let torchvision download STL-10 / CIFAR-10 / Fashion-MNIST
+    crop_scale: List[float] = field(default_factory=lambda: [0.3, 1.0])  # (new)
+    hflip: bool = True  # (new)
+
+
+@dataclass
+class OptimConfig:
+    num_epochs: int = 100
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-5
+    fp16_precision: bool = True
+    precision: Optional[str] = None  # (new) fp32 | fp16 | bf16; overrides fp16_precision when set
+    warmup_fraction: float = 0.05  # (new) share of all steps spent in linear LR warm-up
+    min_lr: float = 1e-6  # (new) LR at the end of the cosine decay
+    grad_clip: float = 0.0  # (new) max global grad norm; 0 = off
+    max_steps: Optional[int] = None  # (new) stop after this many steps (schedules use it as the end)
+    compile: bool = False  # (new) torch.compile the model
+
+
+@dataclass
+class DataloaderConfig:
+    batch_size: int = 1024
+    num_workers: int = 8
+
+
+@dataclass
+class EMAConfig:
+    gamma: float = 0.996
+    update_gamma_after_step: int = 1
+    update_gamma_every_n_steps: int = 1
+
+
+@dataclass
+class LoggingConfig:
+    save_model_dir: str = "./models"
+    log_every_n_steps: int = 98
+    ckpt_path: Optional[str] = None  # a path, or "auto" = latest checkpoint in save_model_dir
+    keep_last: int = 3  # (new) step-numbered training checkpoints kept beside the latest
+    tensorboard: bool = False  # (new) also write TensorBoard scalars (needs `tensorboard`)
+
+
+@dataclass
+class EvalConfig:
+    """(new) Linear probe + k-NN during training."""
+    enabled: bool = True
+    every_n_steps: Optional[int] = None  # null = logging.log_every_n_steps
+    classifier: str = "calibrated"  # "calibrated" (README) or "logistic"
+    max_train_samples: Optional[int] = None  # subsample the probe's train split (speed)
+    max_test_samples: Optional[int] = None
+    knn_k: int = 20
+    batch_size: int = 256
+
+
+@dataclass
+class DebugConfig:
+    save_debug_masks: bool = False
+
+
+@dataclass
+class TrainConfig:
+    variant: str = "baseline"
+    seed: int = 0  # (new) base seed; each rank uses seed + rank
+    model: IJEPAConfig = field(default_factory=IJEPAConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    dataloader: DataloaderConfig = field(default_factory=DataloaderConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+
+
+ConfigStore.instance().store(name="train_config", node=TrainConfig)
+
+
+def resolve_precision(optim) -> str:
+    """`optim.precision` if set, else the README's `optim.fp16_precision` (true -> fp16)."""
+    if optim.precision is not None:
+        return optim.precision
+    return "fp16" if optim.fp16_precision else "fp32"
+
+
+def _check(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"Invalid config `{key}`: {msg}")
+
+
+def _check_range(values, key: str, lo: float, hi: float) -> None:
+    _check(len(values) == 2 and lo < values[0] <= values[1] <= hi, key,
+           f"expected [low, high] with {lo} < low <= high <= {hi}, got {list(values)}. "
+           f"Set it like {key}=[{lo + (hi - lo) / 2:.2f},{hi}].")
+
+
+def validate(cfg) -> None:
+    """Check every value that could fail later; raise ConfigError naming the key and the fix."""
+    m, d, o = cfg.model, cfg.data, cfg.optim
+    _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {VARIANTS}.")
+    _check(d.dataset_name in DATASETS, "data.dataset_name",
+           f"{d.dataset_name!r} is not one of {DATASETS}.")
+    for key in ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim",
+                "predictor_dim", "predictor_depth", "predictor_heads", "num_targets"):
+        _check(int(getattr(m, key)) >= 1, f"model.{key}", f"must be a positive integer, got {getattr(m, key)}.")
+    _check(m.image_size % m.patch_size == 0, "model.image_size",
+           f"{m.image_size} is not a multiple of model.patch_size={m.patch_size}; "
+           f"use e.g. model.image_size={max(1, m.image_size // m.patch_size) * m.patch_size}.")
+    _check(m.predictor_dim % 2 == 0 and m.hidden_dim % 4 == 0, "model.hidden_dim",
+           "2-D sin-cos positions need hidden_dim divisible by 4 and predictor_dim divisible by 2 "
+           f"(got {m.hidden_dim} and {m.predictor_dim}).")
+    _check(m.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}.")
+    _check(m.loss in LOSSES, "model.loss", f"{m.loss!r} is not one of {LOSSES}.")
+    _check(m.gate_location in GATE_LOCATIONS, "model.gate_location",
+           f"{m.gate_location!r} is not one of {GATE_LOCATIONS}.")
+    if m.gate_layer_index is not None:
+        _check(0 <= m.gate_layer_index < m.depth, "model.gate_layer_index",
+               f"{m.gate_layer_index} is outside the encoder's blocks 0..{m.depth - 1} "
+               "(model.depth); use null to gate the final tokens.")
+    _check(m.gate_beta > 0, "model.gate_beta", f"the temperature must be > 0, got {m.gate_beta}.")
+    _check(m.gate_gamma < 0 and m.gate_zeta > 1, "model.gate_gamma",
+           f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got ({m.gate_gamma}, {m.gate_zeta}).")
+    _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
+
+    mk = cfg.mask
+    _check_range(mk.target_scale, "mask.target_scale", 0.0, 1.0)
+    _check_range(mk.context_scale, "mask.context_scale", 0.0, 1.0)
+    _check(len(mk.target_aspect_ratio) == 2 and 0 < mk.target_aspect_ratio[0] <= mk.target_aspect_ratio[1],
+           "mask.target_aspect_ratio", f"expected [low, high] with 0 < low <= high, got {list(mk.target_aspect_ratio)}.")
+    grid = m.image_size // m.patch_size
+    n = grid * grid
+    _check(1 <= mk.min_context < n, "mask.min_context", f"must be in [1, {n - 1}] for a {grid}x{grid} grid.")
+    if cfg.variant == "baseline":
+        worst = largest_target_area(mk.target_scale, mk.target_aspect_ratio, grid)
+        _check(m.num_targets * worst <= n - mk.min_context, "model.num_targets",
+               f"{m.num_targets} target blocks of up to {worst} patches cannot fit a {grid}x{grid} grid "
+               f"and leave mask.min_context={mk.min_context} context patches; lower model.num_targets, "
+               "mask.target_scale or mask.min_context, or use more patches.")
+
+    _check(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
+           f"expected [low, high] with 0 < low <= high <= 1, got {list(d.crop_scale)}.")
+    _check(o.num_epochs >= 1, "optim.num_epochs", f"must be >= 1, got {o.num_epochs}.")
+    _check(o.learning_rate > 0, "optim.learning_rate", f"must be > 0, got {o.learning_rate}.")
+    _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}.")
+    _check(0 <= o.min_lr <= o.learning_rate, "optim.min_lr", "must be in [0, optim.learning_rate].")
+    _check(0 <= o.warmup_fraction < 1, "optim.warmup_fraction", f"must be in [0, 1), got {o.warmup_fraction}.")
+    _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}.")
+    _check(o.precision is None or o.precision in PRECISIONS, "optim.precision",
+           f"{o.precision!r} is not one of {PRECISIONS} (or null to follow optim.fp16_precision).")
+    _check(o.max_steps is None or o.max_steps >= 1, "optim.max_steps", f"must be >= 1 or null, got {o.max_steps}.")
+    _check(cfg.dataloader.batch_size >= 1, "dataloader.batch_size", "must be >= 1.")
+    _check(cfg.dataloader.num_workers >= 0, "dataloader.num_workers", "must be >= 0.")
+    e = cfg.ema
+    _check(0 <= e.gamma <= 1, "ema.gamma", f"must be in [0, 1], got {e.gamma}.")
+    _check(e.update_gamma_after_step >= 0, "ema.update_gamma_after_step", "must be >= 0.")
+    _check(e.update_gamma_every_n_steps >= 1, "ema.update_gamma_every_n_steps", "must be >= 1.")
+    _check(cfg.logging.log_every_n_steps >= 1, "logging.log_every_n_steps", "must be >= 1.")
+    _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
+    ev = cfg.eval
+    _check(ev.classifier in ("calibrated", "logistic"), "eval.classifier",
+           f"{ev.classifier!r} is not 'calibrated' or 'logistic'.")
+    _check(ev.every_n_steps is None or ev.every_n_steps >= 1, "eval.every_n_steps", "must be >= 1 or null.")
+    _check(ev.knn_k >= 1, "eval.knn_k", "must be >= 1.")
+    _check(ev.batch_size >= 1, "eval.batch_size", "must be >= 1.")

@@ -1,0 +1,64 @@
+"""Encoder export: `encoder_*.pth` (+ `.safetensors`) and `load_encoder(path)` for downstream use.
+
+    from simple_ijepa import load_encoder
+    encoder = load_encoder("models/encoder_ddp.pth")   # a ready VisionTransformer in eval mode
+    tokens = encoder(images)                            # [B, N, D]; mean-pool for a global feature
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import torch
+
+from .models.vit import VisionTransformer, ViTConfig
+from .errors import CheckpointError
+from .training.checkpoint import FORMAT, atomic_save
+
+ENCODER_FORMAT = "simple-ijepa/encoder-v1"
+
+
+def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = None) -> None:
+    """Write the encoder as a self-describing .pth and a .safetensors beside it (config in metadata)."""
+    from safetensors.torch import save_file
+
+    blob = {"format": ENCODER_FORMAT, "vit_config": asdict(encoder.config), **(extra or {}),
+            "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+    atomic_save(blob, path)
+    st_path = os.path.splitext(path)[0] + ".safetensors"
+    tmp = f"{st_path}.tmp-{os.getpid()}"
+    save_file({k: v.contiguous() for k, v in blob["state_dict"].items()}, tmp,
+              metadata={"format": ENCODER_FORMAT, "vit_config": json.dumps(blob["vit_config"])})
+    os.replace(tmp, st_path)
+
+
+def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionTransformer:
+    """A `VisionTransformer` in eval mode from an encoder file (.pth or .safetensors) or a training
+    checkpoint (its EMA teacher; `teacher=False` takes the student)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Encoder file {path!r} does not exist.")
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(path, framework="pt") as f:
+            vit_config = json.loads(f.metadata()["vit_config"])
+        state_dict = load_file(path, device=str(map_location))
+    else:
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"{path} is corrupt or not a torch file ({type(e).__name__}: {e}).") from None
+        fmt = blob.get("format") if isinstance(blob, dict) else None
+        if fmt == ENCODER_FORMAT:
+            vit_config, state_dict = blob["vit_config"], blob["state_dict"]
+        elif fmt == FORMAT:
+            prefix = "target_encoder." if teacher else "encoder."
+            vit_config = blob["vit_config"]
+            state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
+        else:
+            raise CheckpointError(f"{path} is neither a simple-ijepa encoder file nor a training checkpoint.")
+    encoder = VisionTransformer(ViTConfig(**vit_config))
+    encoder.load_state_dict(state_dict)
+    return encoder.eval()

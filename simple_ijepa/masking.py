@@ -1,0 +1,102 @@
+"""Multi-block masking (Assran et al. 2023, Sec. 3 "Context" / "Targets"), vectorised.
+
+For a batch on a g x g patch grid (N = g*g):
+- T target blocks: one (h, w) drawn per batch from scale ~ U(target_scale) and aspect ratio
+  ~ U(target_aspect_ratio) (drawn independently, unlike the official code's shared draw), and a
+  top-left corner per sample and block, uniform over all g-h+1 rows and g-w+1 columns (the last
+  row and column are reachable).
+- One context block: side round(sqrt(scale) * g) with scale ~ U(context_scale), aspect 1, a corner
+  per sample; every target patch is removed from it.
+- So that every sample has the same number of context tokens, Kc = the batch's smallest context
+  count (as the official collator), but each sample keeps a uniformly random subset of Kc of its
+  patches instead of a raster-order prefix (no bias against the bottom rows). A sample left with
+  fewer than `min_context` patches takes its context from everything outside its targets, which
+  holds at least N - T*h*w >= min_context patches (`validate` checks that bound).
+
+Block sizes come from a host `random.Random`, positions from a torch `Generator`: both seeded by
+the caller, so the same seeds give the same masks. Masks are built on the CPU (a few vectorised
+ops, about a millisecond for a batch of 256) and moved to the device with the images.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+
+
+def block_size(scale: float, aspect_ratio: float, grid: int) -> tuple[int, int]:
+    """Height and width (in patches) of a block covering `scale` of a grid x grid image."""
+    area = scale * grid * grid
+    h = int(round(math.sqrt(area * aspect_ratio)))
+    w = int(round(math.sqrt(area / aspect_ratio)))
+    return min(max(h, 1), grid), min(max(w, 1), grid)
+
+
+def largest_target_area(target_scale, target_aspect_ratio, grid: int) -> int:
+    """The most patches one target block can cover (rounding makes it non-monotone: scan the ranges)."""
+    steps = [i / 50 for i in range(51)]
+    (s0, s1), (a0, a1) = target_scale, target_aspect_ratio
+    return max(h * w for h, w in (block_size(s0 + (s1 - s0) * i, a0 + (a1 - a0) * j, grid)
+                                  for i in steps for j in steps))
+
+
+class MultiBlockMaskGenerator:
+    def __init__(self, grid: int, num_targets: int = 4, target_scale=(0.15, 0.2),
+                 target_aspect_ratio=(0.75, 1.5), context_scale=(0.85, 1.0), min_context: int = 4):
+        self.grid = grid
+        self.num_targets = num_targets
+        self.target_scale = tuple(target_scale)
+        self.target_aspect_ratio = tuple(target_aspect_ratio)
+        self.context_scale = tuple(context_scale)
+        self.min_context = min_context
+        n = grid * grid
+        worst = largest_target_area(target_scale, target_aspect_ratio, grid)
+        if num_targets * worst > n - min_context:
+            raise ValueError(f"{num_targets} targets of up to {worst} patches leave fewer than "
+                             f"min_context={min_context} of the {n} patches for the context")
+
+    def sample_sizes(self, rng: random.Random) -> tuple[int, int, int]:
+        """Draw the batch's target (h, w) and context side c."""
+        s = rng.uniform(*self.target_scale)
+        h, w = block_size(s, rng.uniform(*self.target_aspect_ratio), self.grid)
+        c = min(self.grid, max(1, int(round(math.sqrt(rng.uniform(*self.context_scale)) * self.grid))))
+        return h, w, c
+
+    def __call__(self, batch_size: int, rng: random.Random, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (context_idx [B, Kc], target_idx [B, T, Kt]) as sorted long index tensors."""
+        g, T, B = self.grid, self.num_targets, batch_size
+        h, w, c = self.sample_sizes(rng)
+        ar = torch.arange(g)
+
+        def corners(height: int, width: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+            top = torch.randint(0, g - height + 1, (B, count), generator=generator)
+            left = torch.randint(0, g - width + 1, (B, count), generator=generator)
+            return top, left
+
+        # Target blocks: [B, T, h*w] row-major indices (already sorted within a block).
+        top, left = corners(h, w, T)
+        rows = top[..., None] + ar[:h]  # [B, T, h]
+        cols = left[..., None] + ar[:w]  # [B, T, w]
+        target_idx = (rows[..., :, None] * g + cols[..., None, :]).reshape(B, T, h * w)
+
+        in_target = torch.zeros(B, g * g, dtype=torch.bool)
+        in_target.scatter_(1, target_idx.reshape(B, -1), True)
+
+        # Context block minus targets: [B, N] bool.
+        ctop, cleft = corners(c, c, 1)
+        in_rows = (ar >= ctop) & (ar < ctop + c)  # [B, g]
+        in_cols = (ar >= cleft) & (ar < cleft + c)
+        in_context = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(B, g * g) & ~in_target
+
+        short = in_context.sum(1, keepdim=True) < self.min_context
+        in_context = torch.where(short, ~in_target, in_context)
+        keep = int(in_context.sum(1).min())
+
+        # A uniformly random subset of `keep` allowed patches per sample, then raster order.
+        scores = torch.rand(B, g * g, generator=generator)
+        scores = scores.masked_fill(~in_context, -1.0)
+        context_idx = scores.topk(keep, dim=1).indices.sort(dim=1).values
+        return context_idx, target_idx

@@ -1,0 +1,1 @@
+"""Training: the loop (trainer.py), schedules, checkpoints, process groups."""

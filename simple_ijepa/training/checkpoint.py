@@ -1,0 +1,106 @@
+"""Checkpoints: atomic writes, the README's file names, the last K kept, clear errors on load.
+
+Layout in `logging.save_model_dir`:
+  training_model[_gated]_ddp.pth   latest full training state (the README's name)
+  checkpoints/step_XXXXXXXX.pth    the last `logging.keep_last` full states (hard links, no copy)
+  encoder[_gated]_ddp.pth          the EMA teacher encoder alone (+ .safetensors), see export.py
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import torch
+
+from ..errors import CheckpointError
+
+FORMAT = "simple-ijepa/train-v1"
+# Model keys that change the shape of some weight: a checkpoint must agree on all of them.
+ARCH_KEYS = ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
+             "predictor_dim", "predictor_depth", "predictor_heads")
+
+
+def checkpoint_names(variant: str) -> tuple[str, str]:
+    """(training checkpoint, encoder checkpoint) file names of the README for a variant."""
+    suffix = "_gated" if variant == "gated" else ""
+    return f"training_model{suffix}_ddp.pth", f"encoder{suffix}_ddp.pth"
+
+
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _link_or_save(src: str, dst: str, obj) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        atomic_save(obj, dst)
+
+
+def save_training_checkpoint(state: dict, save_dir: str, variant: str, keep_last: int) -> str:
+    """Write the full state as step_XXXXXXXX.pth (keeping the last `keep_last`) and as the latest."""
+    latest = os.path.join(save_dir, checkpoint_names(variant)[0])
+    if keep_last <= 0:
+        atomic_save(state, latest)
+        return latest
+    folder = os.path.join(save_dir, "checkpoints")
+    os.makedirs(folder, exist_ok=True)
+    step_path = os.path.join(folder, f"{variant}_step_{state['step']:08d}.pth")
+    atomic_save(state, step_path)
+    _link_or_save(step_path, latest, state)
+    for old in sorted(glob.glob(os.path.join(folder, f"{variant}_step_*.pth")))[:-keep_last]:
+        os.remove(old)
+    return latest
+
+
+def find_latest(save_dir: str, variant: str) -> str | None:
+    """The newest training checkpoint of `variant` in save_dir (for logging.ckpt_path=auto)."""
+    steps = glob.glob(os.path.join(save_dir, "checkpoints", f"{variant}_step_*.pth"))
+    if steps:
+        return max(steps, key=lambda p: int(re.search(r"_step_(\d+)\.pth$", p).group(1)))
+    latest = os.path.join(save_dir, checkpoint_names(variant)[0])
+    return latest if os.path.isfile(latest) else None
+
+
+def load_training_checkpoint(path: str, variant: str, model_cfg, map_location="cpu") -> dict:
+    """Load and check a training checkpoint against the run's variant and architecture."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"logging.ckpt_path={path!r}: no such file. Pass an existing "
+                              f"{checkpoint_names(variant)[0]}, or logging.ckpt_path=auto to resume from "
+                              "the latest checkpoint in logging.save_model_dir (if any).")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise CheckpointError(f"Checkpoint {path} is corrupt or not a torch file ({type(e).__name__}: {e}). "
+                              "Use an earlier checkpoint from the checkpoints/ folder beside it.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"Checkpoint {path} is not a simple-ijepa training checkpoint (no format "
+                              f"{FORMAT!r}). An encoder file (encoder_*.pth) cannot resume training.")
+    if state["variant"] != variant:
+        raise CheckpointError(f"Checkpoint {path} was trained with variant={state['variant']} but this run "
+                              f"has variant={variant}. Set variant={state['variant']} or start a new run.")
+    saved = state["config"]["model"]
+    diff = [f"model.{k}: checkpoint {saved.get(k)} vs run {getattr(model_cfg, k)}"
+            for k in ARCH_KEYS if saved.get(k) != getattr(model_cfg, k)]
+    if diff:
+        raise CheckpointError(f"Checkpoint {path} has a different architecture: " + "; ".join(diff)
+                              + ". Pass the same model.* overrides as the run that wrote it.")
+    return state

@@ -1,0 +1,39 @@
+"""Per-step schedules, computed from the step number alone so that a resumed run continues them."""
+from __future__ import annotations
+
+import math
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, min_lr: float, warmup_steps: int) -> float:
+    """Linear warm-up from 0 to base_lr over `warmup_steps`, then cosine down to min_lr at `total_steps`.
+
+    `step` counts optimiser steps already taken (0 for the first update).
+    """
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def ema_momentum(step: int, total_steps: int, gamma: float) -> float:
+    """BYOL-style cosine ramp from `gamma` at step 0 to exactly 1.0 at `total_steps`.
+
+    m(k) = 1 - (1 - gamma) * (cos(pi * k / K) + 1) / 2   (Grill et al. 2020, Sec. 3.2)
+    """
+    progress = min(1.0, step / max(1, total_steps))
+    return 1.0 - (1.0 - gamma) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def teacher_update(step: int, total_steps: int, ema_cfg) -> tuple[str, float]:
+    """What the teacher does after optimiser step `step` (1-based): ("copy" | "ema" | "skip", momentum).
+
+    Up to `update_gamma_after_step` the teacher is a hard copy of the student; after that it takes an
+    EMA update every `update_gamma_every_n_steps` steps. An update every n steps uses momentum m^n,
+    so the teacher's time constant (in steps) does not depend on n.
+    """
+    if step <= ema_cfg.update_gamma_after_step:
+        return "copy", 0.0
+    n = ema_cfg.update_gamma_every_n_steps
+    if (step - ema_cfg.update_gamma_after_step) % n:
+        return "skip", 0.0
+    return "ema", ema_momentum(step, total_steps, ema_cfg.gamma) ** n

@@ -1,0 +1,338 @@
+"""The training loop: one function, `train(cfg)`, for both variants, 1..N processes, CPU or GPU.
+
+Per step: uint8 batch -> device -> batched crop/flip -> masks (baseline) -> forward under autocast
+-> backward -> AdamW (LR warm-up + cosine) -> teacher copy/EMA. Every `logging.log_every_n_steps`:
+metrics line, checkpoint, probes. Every source of randomness after start-up is seeded from
+(seed, rank, step), and the sampler from (seed, epoch), so a resumed run replays exactly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from ..config import TrainConfig, resolve_precision, validate
+from ..errors import ConfigError
+from ..data import build_dataset, collate_batch, random_resized_crop
+from ..export import save_encoder
+from ..masking import MultiBlockMaskGenerator
+from ..models import build_model
+from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_checkpoint,
+                         save_training_checkpoint)
+from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
+from .schedules import ema_momentum, learning_rate, teacher_update
+
+log = logging.getLogger("simple_ijepa")
+BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac")
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on request, rerun to continue"
+
+
+class Preempted(SystemExit):
+    def __init__(self):
+        super().__init__(PREEMPTED_EXIT_CODE)
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def make_config(overrides: list[str] | None = None) -> DictConfig:
+    """The TrainConfig with `key=value` overrides, outside Hydra (tests, demo, notebooks)."""
+    cfg = OmegaConf.structured(TrainConfig)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    return cfg
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return ((seed * 1000 + rank) << 32) + step
+
+
+class SkipBatches(Sampler):
+    """Yield a sampler's indices after the first `skip` (resume inside an epoch)."""
+
+    def __init__(self, sampler: Sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return iter(list(self.sampler)[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.sampler) - self.skip
+
+
+class StopSignal:
+    """SIGTERM / SIGUSR1 set a flag; the loop finishes its step, saves and exits."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _setup_logging(info: DistInfo) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(message)s")
+    log.setLevel(logging.INFO if info.is_main else logging.WARNING)
+
+
+def _check_save_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"Invalid config `logging.save_model_dir`: cannot write to {path!r} ({e.strerror}). "
+                          "Point it at a writable folder.") from None
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+def train(cfg) -> dict:
+    """Run pretraining as configured; returns a summary (final step, last metrics, file paths)."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.structured(cfg)
+    validate(cfg)
+    info = setup_distributed()
+    _setup_logging(info)
+    stop = StopSignal()
+    try:
+        return _train(cfg, info, stop)
+    finally:
+        stop.restore()
+        cleanup_distributed()
+
+
+def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
+    device, world, rank = info.device, info.world_size, info.rank
+    save_dir = cfg.logging.save_model_dir
+    if info.is_main:
+        _check_save_dir(save_dir)
+    train_name, encoder_name = checkpoint_names(cfg.variant)
+
+    precision = resolve_precision(cfg.optim)
+    if device.type == "cpu" and precision != "fp32":
+        log.info(f"Precision {precision} requested (optim.fp16_precision / optim.precision), but this run is on "
+                 "the CPU: training in fp32 (mixed precision is a CUDA feature here).")
+        precision = "fp32"
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
+
+    # Data: rank 0 first (it may download), then the others.
+    def load():
+        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled",
+                             download=cfg.data.download, image_size=cfg.model.image_size)
+    dataset = load() if info.is_main else None
+    if info.enabled:
+        dist.barrier()
+    if dataset is None:
+        dataset = load()
+    B = cfg.dataloader.batch_size
+    steps_per_epoch = len(dataset) // (B * world)
+    if steps_per_epoch == 0:
+        raise ConfigError(f"Invalid config `dataloader.batch_size`: {B} per process x {world} process(es) is more "
+                          f"than the {len(dataset)} images of {cfg.data.dataset_name}; lower it.")
+    total_steps = cfg.optim.max_steps or cfg.optim.num_epochs * steps_per_epoch
+    warmup_steps = int(cfg.optim.warmup_fraction * total_steps)
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg).to(device)
+    optimizer = torch.optim.AdamW(model.optimizer_groups(cfg.optim.weight_decay), lr=cfg.optim.learning_rate,
+                                  fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    step = 0
+    ckpt_path = cfg.logging.ckpt_path
+    if ckpt_path == "auto":
+        ckpt_path = find_latest(save_dir, cfg.variant)
+        log.info(f"logging.ckpt_path=auto: {'resuming from ' + ckpt_path if ckpt_path else 'no checkpoint, fresh start'}")
+    if ckpt_path:
+        state = load_training_checkpoint(ckpt_path, cfg.variant, cfg.model, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step = state["step"]
+        log.info(f"Resumed from {ckpt_path} at step {step} (epoch {step // steps_per_epoch}).")
+        del state
+
+    torch.manual_seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    random.seed(cfg.seed + rank)
+    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    if cfg.optim.compile:
+        net = torch.compile(net)
+
+    m = cfg.model
+    mask_gen = None
+    if cfg.variant == "baseline":
+        mc = cfg.mask
+        mask_gen = MultiBlockMaskGenerator(m.image_size // m.patch_size, m.num_targets, mc.target_scale,
+                                           mc.target_aspect_ratio, mc.context_scale, mc.min_context)
+    aug_gen = torch.Generator(device=device)
+    mask_torch_gen = torch.Generator()
+
+    metrics_path = os.path.join(save_dir, "metrics.jsonl")
+    eval_every = cfg.eval.every_n_steps or cfg.logging.log_every_n_steps
+    log_every = cfg.logging.log_every_n_steps
+    losses = torch.zeros(log_every, device=device)
+    last_metrics: dict = {}
+    n_params = sum(p.numel() for p in model.encoder.parameters())
+    log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
+             f"{world} process(es) on {device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
+             f"{total_steps} steps, precision {precision}")
+    bar = tqdm(total=total_steps, initial=step, disable=not info.is_main, dynamic_ncols=True, desc="train")
+    t_last, step_last = time.perf_counter(), step
+
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=True)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=B, sampler=SkipBatches(sampler, skip * B), drop_last=True,
+                            collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
+                            pin_memory=device.type == "cuda")
+        for images_u8, _ in loader:
+            seed = step_seed(cfg.seed, rank, step)
+            images_u8 = images_u8.to(device, non_blocking=True)
+            aug_gen.manual_seed(seed)
+            images = random_resized_crop(images_u8, m.image_size, tuple(cfg.data.crop_scale), hflip=cfg.data.hflip,
+                                         generator=aug_gen)
+            inputs = (images,)
+            if mask_gen is not None:
+                mask_torch_gen.manual_seed(seed)
+                ctx, tgt = mask_gen(B, random.Random(seed), mask_torch_gen)
+                inputs = (images, ctx.to(device, non_blocking=True), tgt.to(device, non_blocking=True))
+
+            lr = learning_rate(step, total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with _autocast(device, precision):
+                loss, stats = net(*inputs)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            losses[step % log_every] = loss.detach()
+            step += 1
+
+            action, momentum = teacher_update(step, total_steps, cfg.ema)
+            if action == "copy":
+                model.copy_teacher()
+            elif action == "ema":
+                model.update_teacher(momentum)
+            bar.update(1)
+
+            stop_now = step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
+            if step % log_every == 0 or step == total_steps or stop_now:
+                window = all_reduce_mean(losses[torch.arange(step_last, step) % log_every])
+                bad = (~torch.isfinite(window)).nonzero()
+                if len(bad):
+                    raise NonFiniteLoss(
+                        f"Loss is {window[bad[0, 0]].item()} at step {step_last + int(bad[0, 0]) + 1}: training "
+                        "diverged. Nothing was saved after the last good checkpoint; lower optim.learning_rate, "
+                        "raise ema.gamma, or set optim.grad_clip, then resume from that checkpoint.")
+                now = time.perf_counter()
+                last_metrics = {
+                    "step": step, "epoch": step / steps_per_epoch, "loss": window.mean().item(), "lr": lr,
+                    "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma),
+                    "images_per_s": (step - step_last) * B * world / max(now - t_last, 1e-9),
+                    **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
+                }
+                _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name)
+                if cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps):
+                    last_metrics.update(_probe(model, cfg, info))
+                if info.is_main:
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(last_metrics) + "\n")
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
+                                     if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
+                t_last, step_last = time.perf_counter(), step
+                if stop_now:
+                    bar.close()
+                    log.warning(f"Stop signal received: saved step {step} to {save_dir}; rerun the same command "
+                                "with logging.ckpt_path=auto to continue.")
+                    raise Preempted()
+            if step >= total_steps:
+                break
+    bar.close()
+    log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
+    return {"step": step, "metrics": last_metrics, "save_dir": save_dir,
+            "train_checkpoint": os.path.join(save_dir, train_name),
+            "encoder_checkpoint": os.path.join(save_dir, encoder_name)}
+
+
+def _is_scalar(v) -> bool:
+    return isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)
+
+
+def _scalar(v) -> float:
+    return float(v.item() if torch.is_tensor(v) else v)
+
+
+def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:
+    """True on every rank if any rank got a stop signal (one tiny all-reduce, every 10 steps)."""
+    if not info.enabled:
+        return stop.requested
+    flag = torch.tensor([1.0 if stop.requested else 0.0], device=info.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    stop.requested = bool(flag.item())
+    return stop.requested
+
+
+def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name) -> None:
+    if not info.is_main:
+        return
+    state = {
+        "format": FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
+        "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "step": step, "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch,
+        # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
+        "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": cfg.seed},
+        "world_size": info.world_size,
+    }
+    save_training_checkpoint(state, cfg.logging.save_model_dir, cfg.variant, cfg.logging.keep_last)
+    save_encoder(model.target_encoder, os.path.join(cfg.logging.save_model_dir, encoder_name),
+                 extra={"variant": cfg.variant, "step": step})
+
+
+def _probe(model, cfg, info) -> dict:
+    from ..evaluation import periodic_probes
+
+    results = periodic_probes(model, cfg, info, cfg.variant)
+    if results:
+        log.info("probe @ step: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
+    return results
