@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import signal
@@ -26,14 +25,14 @@ from tqdm import tqdm
 
 from ..config import TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
-from ..data import build_dataset, collate_batch, random_resized_crop
+from ..data import build_dataset, collate_batch
 from ..export import save_encoder
-from ..masking import MultiBlockMaskGenerator
 from ..models import build_model
 from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
-from .schedules import ema_momentum, learning_rate, teacher_update
+from .schedules import ema_momentum
+from .step import TrainStep
 
 log = logging.getLogger("simple_ijepa")
 BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac")
@@ -55,10 +54,6 @@ def make_config(overrides: list[str] | None = None) -> DictConfig:
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return cfg
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    return ((seed * 1000 + rank) << 32) + step
 
 
 class SkipBatches(Sampler):
@@ -112,12 +107,6 @@ def _check_save_dir(path: str) -> None:
                           "Point it at a writable folder.") from None
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
-
-
 def train(cfg) -> dict:
     """Run pretraining as configured; returns a summary (final step, last metrics, file paths)."""
     if not isinstance(cfg, DictConfig):
@@ -163,13 +152,14 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         raise ConfigError(f"Invalid config `dataloader.batch_size`: {B} per process x {world} process(es) is more "
                           f"than the {len(dataset)} images of {cfg.data.dataset_name}; lower it.")
     total_steps = cfg.optim.max_steps or cfg.optim.num_epochs * steps_per_epoch
-    warmup_steps = int(cfg.optim.warmup_fraction * total_steps)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg).to(device)
-    optimizer = torch.optim.AdamW(model.optimizer_groups(cfg.optim.weight_decay), lr=cfg.optim.learning_rate,
-                                  fused=device.type == "cuda")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    if cfg.optim.compile:
+        net = torch.compile(net)
+    train_step = TrainStep(cfg, model, device, precision, total_steps, rank, net)
+    optimizer, scaler = train_step.optimizer, train_step.scaler
 
     step = 0
     ckpt_path = cfg.logging.ckpt_path
@@ -188,18 +178,6 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     torch.manual_seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
-    if cfg.optim.compile:
-        net = torch.compile(net)
-
-    m = cfg.model
-    mask_gen = None
-    if cfg.variant == "baseline":
-        mc = cfg.mask
-        mask_gen = MultiBlockMaskGenerator(m.image_size // m.patch_size, m.num_targets, mc.target_scale,
-                                           mc.target_aspect_ratio, mc.context_scale, mc.min_context)
-    aug_gen = torch.Generator(device=device)
-    mask_torch_gen = torch.Generator()
 
     metrics_path = os.path.join(save_dir, "metrics.jsonl")
     eval_every = cfg.eval.every_n_steps or cfg.logging.log_every_n_steps
@@ -222,37 +200,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                             collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                             pin_memory=device.type == "cuda")
         for images_u8, _ in loader:
-            seed = step_seed(cfg.seed, rank, step)
-            images_u8 = images_u8.to(device, non_blocking=True)
-            aug_gen.manual_seed(seed)
-            images = random_resized_crop(images_u8, m.image_size, tuple(cfg.data.crop_scale), hflip=cfg.data.hflip,
-                                         generator=aug_gen)
-            inputs = (images,)
-            if mask_gen is not None:
-                mask_torch_gen.manual_seed(seed)
-                ctx, tgt = mask_gen(B, random.Random(seed), mask_torch_gen)
-                inputs = (images, ctx.to(device, non_blocking=True), tgt.to(device, non_blocking=True))
-
-            lr = learning_rate(step, total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with _autocast(device, precision):
-                loss, stats = net(*inputs)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            losses[step % log_every] = loss.detach()
+            inputs = train_step.inputs(images_u8, step)
+            loss, stats, lr = train_step(inputs, step)
+            losses[step % log_every] = loss
             step += 1
-
-            action, momentum = teacher_update(step, total_steps, cfg.ema)
-            if action == "copy":
-                model.copy_teacher()
-            elif action == "ema":
-                model.update_teacher(momentum)
             bar.update(1)
 
             stop_now = step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
@@ -272,6 +223,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
                 }
                 _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name)
+                if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
+                    from ..analysis.debug_outputs import save_debug_outputs
+
+                    save_debug_outputs(model, inputs[0], save_dir, step)
                 if cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps):
                     last_metrics.update(_probe(model, cfg, info))
                 if info.is_main:
