@@ -11,7 +11,7 @@ from typing import List, Optional
 from hydra.core.config_store import ConfigStore
 
 from .errors import ConfigError
-from .masking import largest_target_area
+from .masking import smallest_target_area
 
 VARIANTS = ("baseline", "gated")
 DATASETS = ("stl10", "digits", "fashion_mnist", "cifar10", "folder")
@@ -188,9 +188,9 @@ def validate(cfg) -> None:
     n = grid * grid
     _check(1 <= mk.min_context < n, "mask.min_context", f"must be in [1, {n - 1}] for a {grid}x{grid} grid.")
     if cfg.variant == "baseline":
-        worst = largest_target_area(mk.target_scale, mk.target_aspect_ratio, grid)
-        _check(m.num_targets * worst <= n - mk.min_context, "model.num_targets",
-               f"{m.num_targets} target blocks of up to {worst} patches cannot fit a {grid}x{grid} grid "
+        least = smallest_target_area(mk.target_scale, mk.target_aspect_ratio, grid)
+        _check(m.num_targets * least <= n - mk.min_context, "model.num_targets",
+               f"{m.num_targets} target blocks of at least {least} patches cannot fit a {grid}x{grid} grid "
                f"and leave mask.min_context={mk.min_context} context patches; lower model.num_targets, "
                "mask.target_scale or mask.min_context, or use more patches.")
 

@@ -7,11 +7,12 @@ For a batch on a g x g patch grid (N = g*g):
   row and column are reachable).
 - One context block: side round(sqrt(scale) * g) with scale ~ U(context_scale), aspect 1, a corner
   per sample; every target patch is removed from it.
+- A sample whose targets leave fewer than `min_context` patches uncovered gets its targets redrawn
+  (only possible on small grids with large blocks; `validate` rejects configs that can never fit).
 - So that every sample has the same number of context tokens, Kc = the batch's smallest context
   count (as the official collator), but each sample keeps a uniformly random subset of Kc of its
   patches instead of a raster-order prefix (no bias against the bottom rows). A sample left with
-  fewer than `min_context` patches takes its context from everything outside its targets, which
-  holds at least N - T*h*w >= min_context patches (`validate` checks that bound).
+  fewer than `min_context` patches takes its context from everything outside its targets.
 
 Block sizes come from a host `random.Random`, positions from a torch `Generator`: both seeded by
 the caller, so the same seeds give the same masks. Masks are built on the CPU (a few vectorised
@@ -25,7 +26,6 @@ import random
 import torch
 
 
-
 def block_size(scale: float, aspect_ratio: float, grid: int) -> tuple[int, int]:
     """Height and width (in patches) of a block covering `scale` of a grid x grid image."""
     area = scale * grid * grid
@@ -34,11 +34,11 @@ def block_size(scale: float, aspect_ratio: float, grid: int) -> tuple[int, int]:
     return min(max(h, 1), grid), min(max(w, 1), grid)
 
 
-def largest_target_area(target_scale, target_aspect_ratio, grid: int) -> int:
-    """The most patches one target block can cover (rounding makes it non-monotone: scan the ranges)."""
+def smallest_target_area(target_scale, target_aspect_ratio, grid: int) -> int:
+    """The fewest patches one target block can cover (scanning the ranges: rounding is not monotone)."""
     steps = [i / 50 for i in range(51)]
     (s0, s1), (a0, a1) = target_scale, target_aspect_ratio
-    return max(h * w for h, w in (block_size(s0 + (s1 - s0) * i, a0 + (a1 - a0) * j, grid)
+    return min(h * w for h, w in (block_size(s0 + (s1 - s0) * i, a0 + (a1 - a0) * j, grid)
                                   for i in steps for j in steps))
 
 
@@ -52,9 +52,9 @@ class MultiBlockMaskGenerator:
         self.context_scale = tuple(context_scale)
         self.min_context = min_context
         n = grid * grid
-        worst = largest_target_area(target_scale, target_aspect_ratio, grid)
-        if num_targets * worst > n - min_context:
-            raise ValueError(f"{num_targets} targets of up to {worst} patches leave fewer than "
+        least = smallest_target_area(target_scale, target_aspect_ratio, grid)
+        if num_targets * least > n - min_context:
+            raise ValueError(f"{num_targets} targets of at least {least} patches leave fewer than "
                              f"min_context={min_context} of the {n} patches for the context")
 
     def sample_sizes(self, rng: random.Random) -> tuple[int, int, int]:
@@ -71,22 +71,36 @@ class MultiBlockMaskGenerator:
         h, w, c = self.sample_sizes(rng)
         ar = torch.arange(g)
 
-        def corners(height: int, width: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-            top = torch.randint(0, g - height + 1, (B, count), generator=generator)
-            left = torch.randint(0, g - width + 1, (B, count), generator=generator)
+        def corners(height: int, width: int, shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+            top = torch.randint(0, g - height + 1, shape, generator=generator)
+            left = torch.randint(0, g - width + 1, shape, generator=generator)
             return top, left
 
-        # Target blocks: [B, T, h*w] row-major indices (already sorted within a block).
-        top, left = corners(h, w, T)
-        rows = top[..., None] + ar[:h]  # [B, T, h]
-        cols = left[..., None] + ar[:w]  # [B, T, w]
-        target_idx = (rows[..., :, None] * g + cols[..., None, :]).reshape(B, T, h * w)
+        def blocks(top: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+            """Corners [b, T] -> row-major indices of h x w blocks [b, T, h*w] (sorted within a block)."""
+            rows = top[..., None] + ar[:h]  # [b, T, h]
+            cols = left[..., None] + ar[:w]  # [b, T, w]
+            return (rows[..., :, None] * g + cols[..., None, :]).reshape(*top.shape, h * w)
 
-        in_target = torch.zeros(B, g * g, dtype=torch.bool)
-        in_target.scatter_(1, target_idx.reshape(B, -1), True)
+        def covered(idx: torch.Tensor) -> torch.Tensor:
+            """Target indices [b, T, K] -> bool [b, N]: patches inside any target."""
+            return torch.zeros(idx.shape[0], g * g, dtype=torch.bool).scatter_(1, idx.flatten(1), True)
+
+        target_idx = blocks(*corners(h, w, (B, T)))
+        in_target = covered(target_idx)
+        # Rarely (small grids, big blocks) the targets cover almost everything: redraw those samples.
+        for _ in range(100):
+            short = (~in_target).sum(1) < self.min_context
+            if not short.any():
+                break
+            redrawn = blocks(*corners(h, w, (int(short.sum()), T)))
+            target_idx[short], in_target[short] = redrawn, covered(redrawn)
+        else:
+            raise RuntimeError(f"{T} targets of {h}x{w} patches keep covering the {g}x{g} grid; lower "
+                               "model.num_targets or mask.target_scale.")
 
         # Context block minus targets: [B, N] bool.
-        ctop, cleft = corners(c, c, 1)
+        ctop, cleft = corners(c, c, (B, 1))
         in_rows = (ar >= ctop) & (ar < ctop + c)  # [B, g]
         in_cols = (ar >= cleft) & (ar < cleft + c)
         in_context = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(B, g * g) & ~in_target

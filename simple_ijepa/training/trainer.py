@@ -32,7 +32,7 @@ from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_ch
                          save_training_checkpoint)
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
 from .schedules import ema_momentum
-from .step import TrainStep
+from .step import TrainStep, compile_net, effective_precision
 
 log = logging.getLogger("simple_ijepa")
 BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac")
@@ -67,6 +67,26 @@ class SkipBatches(Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler) - self.skip
+
+
+def epoch_sampler(dataset, info: DistInfo, seed: int, epoch: int, skip: int) -> Sampler:
+    """This rank's shard of epoch `epoch` (a seeded shuffle, disjoint across ranks), minus `skip` samples."""
+    sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
+                                 drop_last=True)
+    sampler.set_epoch(epoch)
+    return SkipBatches(sampler, skip)
+
+
+def check_replicas_agree(model, info: DistInfo) -> None:
+    """Fail loudly if DDP replicas diverged: compare a checksum of the weights across ranks."""
+    if not info.enabled:
+        return
+    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    sums = [torch.zeros_like(checksum) for _ in range(info.world_size)]
+    dist.all_gather(sums, checksum)
+    if len({float(x) for x in sums}) != 1:
+        raise RuntimeError(f"Model replicas diverged across ranks: weight checksums {[float(x) for x in sums]}.")
+    log.info(f"Weights identical on all {info.world_size} ranks (checksum {float(checksum):.6f}).")
 
 
 class StopSignal:
@@ -129,11 +149,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         _check_save_dir(save_dir)
     train_name, encoder_name = checkpoint_names(cfg.variant)
 
-    precision = resolve_precision(cfg.optim)
-    if device.type == "cpu" and precision != "fp32":
-        log.info(f"Precision {precision} requested (optim.fp16_precision / optim.precision), but this run is on "
-                 "the CPU: training in fp32 (mixed precision is a CUDA feature here).")
-        precision = "fp32"
+    precision = effective_precision(resolve_precision(cfg.optim), device)
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
 
@@ -157,7 +173,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     model = build_model(cfg).to(device)
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
     if cfg.optim.compile:
-        net = torch.compile(net)
+        net = compile_net(net)
     train_step = TrainStep(cfg, model, device, precision, total_steps, rank, net)
     optimizer, scaler = train_step.optimizer, train_step.scaler
 
@@ -193,11 +209,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
-                                     drop_last=True)
-        sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=B, sampler=SkipBatches(sampler, skip * B), drop_last=True,
-                            collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
+        loader = DataLoader(dataset, batch_size=B, sampler=epoch_sampler(dataset, info, cfg.seed, epoch, skip * B),
+                            drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                             pin_memory=device.type == "cuda")
         for images_u8, _ in loader:
             inputs = train_step.inputs(images_u8, step)
@@ -243,6 +256,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
             if step >= total_steps:
                 break
     bar.close()
+    check_replicas_agree(model, info)
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),

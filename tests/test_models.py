@@ -1,0 +1,82 @@
+import random
+
+import torch
+
+from simple_ijepa.config import IJEPAConfig
+from simple_ijepa.masking import MultiBlockMaskGenerator
+from simple_ijepa.models import IJEPA, VisionTransformer, ViTConfig
+from simple_ijepa.training.trainer import make_config
+
+
+def test_default_encoder_has_about_11_2m_parameters():
+    encoder = VisionTransformer(ViTConfig.from_model_config(IJEPAConfig()))
+    n = sum(p.numel() for p in encoder.parameters())
+    assert 11.0e6 < n < 11.3e6, n
+    # 6 heads x 64 = 384 inner attention width (README: 512 dim, 6 heads, ~11M params)
+    assert encoder.blocks[0].attn.qkv.out_features == 3 * 384
+
+
+def tiny_model(**kw):
+    cfg = make_config([f"model.{k}={v}" for k, v in dict(image_size=32, patch_size=8, hidden_dim=32, depth=2,
+                                                        heads=2, head_dim=16, predictor_dim=24, predictor_depth=1,
+                                                        predictor_heads=2, num_targets=2, **kw).items()])
+    return IJEPA(cfg.model)
+
+
+def test_shapes_through_encoder_and_predictor():
+    model = tiny_model()
+    images = torch.randn(3, 3, 32, 32)
+    assert model.encoder(images).shape == (3, 16, 32)
+    ctx, tgt = MultiBlockMaskGenerator(4, 2, min_context=2)(3, random.Random(0), torch.Generator().manual_seed(0))
+    z = model.encoder(images, keep_idx=ctx)
+    assert z.shape == (3, ctx.shape[1], 32)
+    pred = model.predictor(z, ctx, tgt)
+    assert pred.shape == (3, 2, tgt.shape[2], 32)
+    loss, stats = model(images, ctx, tgt)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    # every trainable parameter receives a gradient (DDP needs no find_unused_parameters)
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, name
+        else:
+            assert name.startswith("target_encoder.")
+
+
+def test_encoder_on_kept_tokens_equals_gather_before_blocks():
+    model = tiny_model()
+    model.encoder.eval()
+    images = torch.randn(2, 3, 32, 32)
+    keep = torch.tensor([[0, 3, 5], [1, 2, 15]])
+    # With one token kept per sample the attention is trivial: compare against a full pass on 1 token.
+    out = model.encoder(images, keep_idx=keep[:, :1])
+    x = model.encoder.embed(images)[torch.arange(2), keep[:, 0]].unsqueeze(1)
+    for block in model.encoder.blocks:
+        x = block(x)
+    assert torch.allclose(out, model.encoder.norm(x), atol=1e-6)
+
+
+def test_teacher_starts_as_student_copy_and_ema_moves_it():
+    model = tiny_model()
+    for t, s in zip(model.target_encoder.parameters(), model.encoder.parameters()):
+        assert torch.equal(t, s)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    before = [t.clone() for t in model.target_encoder.parameters()]
+    model.update_teacher(0.9)
+    for b, t, s in zip(before, model.target_encoder.parameters(), model.encoder.parameters()):
+        assert torch.allclose(t, 0.9 * b + 0.1 * s, atol=1e-6)
+    model.copy_teacher()
+    for t, s in zip(model.target_encoder.parameters(), model.encoder.parameters()):
+        assert torch.equal(t, s)
+
+
+def test_no_weight_decay_on_1d_params_and_tokens():
+    model = tiny_model()
+    decay, no_decay = model.optimizer_groups(0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert any(p is model.predictor.mask_token for p in no_decay["params"])
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == n_trainable

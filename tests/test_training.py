@@ -1,0 +1,119 @@
+"""End-to-end training on the CPU: loss falls, checkpoints, exact resume, the README's commands."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from simple_ijepa.training.checkpoint import find_latest
+from simple_ijepa.training.distributed import DistInfo
+from simple_ijepa.training.trainer import epoch_sampler, make_config, train
+
+from helpers import PYTHON, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
+
+DIGITS = TINY_MODEL + [
+    "data.dataset_name=digits", "model.image_size=16", "model.patch_size=2", "model.hidden_dim=32",
+    "mask.min_context=4", "model.num_targets=4", "dataloader.batch_size=64", "dataloader.num_workers=0",
+    "optim.learning_rate=1e-3", "ema.gamma=0.99", "data.crop_scale=[0.6,1.0]", "data.hflip=false",
+    "eval.enabled=false",
+]
+
+
+def metrics(save_dir):
+    with open(os.path.join(save_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
+    out = train(make_config(DIGITS + ["optim.max_steps=40", "logging.log_every_n_steps=10",
+                                      f"logging.save_model_dir={tmp_path}"]))
+    assert out["step"] == 40
+    rows = metrics(tmp_path)
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]
+    assert rows[-1]["ema_momentum"] == 1.0 and rows[-1]["target_std"] > 0
+    for name in ("training_model_ddp.pth", "encoder_ddp.pth", "encoder_ddp.safetensors"):
+        assert os.path.isfile(tmp_path / name)
+    state = torch.load(tmp_path / "training_model_ddp.pth", weights_only=False)
+    assert state["step"] == 40 and state["variant"] == "baseline"
+    assert {"model", "optimizer", "scaler", "config", "epoch"} <= set(state)
+    assert any(k.startswith("target_encoder.") for k in state["model"])
+
+
+def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path):
+    """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights."""
+    base = DIGITS + ["optim.max_steps=8", "logging.log_every_n_steps=2", "logging.keep_last=10"]
+    train(make_config(base + [f"logging.save_model_dir={tmp_path / 'full'}"]))
+    ckpt4 = tmp_path / "full" / "checkpoints" / "baseline_step_00000004.pth"
+    assert ckpt4.is_file()
+    out = train(make_config(base + [f"logging.save_model_dir={tmp_path / 'resumed'}", f"logging.ckpt_path={ckpt4}"]))
+    assert out["step"] == 8
+    full, resumed = metrics(tmp_path / "full"), metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == [6, 8]  # continued at step 4, not from 0
+    for a, b in zip(full[2:], resumed):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+    wa = torch.load(tmp_path / "full" / "training_model_ddp.pth", weights_only=False)["model"]
+    wb = torch.load(tmp_path / "resumed" / "training_model_ddp.pth", weights_only=False)["model"]
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6, rtol=1e-5), k
+
+
+def test_resume_auto_and_keep_last(tmp_path):
+    base = DIGITS + ["optim.max_steps=6", "logging.log_every_n_steps=1", "logging.keep_last=2",
+                     f"logging.save_model_dir={tmp_path}"]
+    train(make_config(base))
+    kept = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert kept == ["baseline_step_00000005.pth", "baseline_step_00000006.pth"]
+    assert find_latest(str(tmp_path), "baseline").endswith("step_00000006.pth")
+    out = train(make_config(base + ["optim.max_steps=7", "logging.ckpt_path=auto"]))
+    assert out["step"] == 7 and metrics(tmp_path)[-1]["step"] == 7
+
+
+def test_ranks_get_disjoint_shards_and_resume_skips_seen_samples():
+    data = list(range(100))
+    shards = [list(epoch_sampler(data, DistInfo(rank=r, world_size=2), 0, 3, 0)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
+    assert shards[0] != list(epoch_sampler(data, DistInfo(rank=0, world_size=2), 0, 4, 0))  # reshuffled
+    assert list(epoch_sampler(data, DistInfo(rank=1, world_size=2), 0, 3, 20)) == shards[1][20:]
+
+
+STL_TINY = TINY_MODEL + ["dataloader.batch_size=16", "dataloader.num_workers=0", "optim.max_steps=3",
+                         "logging.log_every_n_steps=2", "eval.enabled=false"]
+
+
+def test_readme_baseline_commands_run_on_cpu(fake_stl10, tmp_path):
+    """The seed README's baseline commands, unchanged but for the CPU-size overrides."""
+    data = [f"data.dataset_path={fake_stl10}"]
+    run = run_cli([PYTHON, RUN_DDP, "variant=baseline"] + STL_TINY + data, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (tmp_path / "models" / "training_model_ddp.pth").is_file()
+    assert "training in fp32" in run.stdout  # fp16 requested by default, CPU falls back, said once
+    assert (tmp_path / "outputs").is_dir()  # Hydra's run dir stays in the (temporary) cwd
+    resume = run_cli([PYTHON, RUN_DDP, "logging.ckpt_path=./models/training_model_ddp.pth", "optim.max_steps=5"]
+                     + STL_TINY[:-3] + ["logging.log_every_n_steps=2", "eval.enabled=false"] + data, cwd=tmp_path)
+    assert resume.returncode == 0, resume.stdout[-3000:]
+    assert "Resumed from" in resume.stdout and "at step 3" in resume.stdout
+    fp32 = run_cli([PYTHON, RUN_DDP, "variant=baseline", "optim.fp16_precision=false"] + STL_TINY + data,
+                   cwd=tmp_path / "models")
+    assert fp32.returncode == 0 and "training in fp32" not in fp32.stdout
+
+
+def test_torchrun_two_processes_on_gloo(fake_stl10, tmp_path):
+    run = run_cli([TORCHRUN, "--standalone", "--nproc_per_node=2", RUN_DDP, "variant=baseline",
+                   "dataloader.batch_size=16", "optim.num_epochs=1", "optim.learning_rate=1e-4",
+                   f"data.dataset_path={fake_stl10}"] + STL_TINY[:-3] + ["logging.log_every_n_steps=4",
+                                                                        "eval.enabled=false"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "2 process(es) on cpu" in run.stdout and "8 steps/epoch" in run.stdout
+    assert "Weights identical on all 2 ranks" in run.stdout
+    state = torch.load(tmp_path / "models" / "training_model_ddp.pth", weights_only=False)
+    assert state["world_size"] == 2 and state["step"] == 8
+
+
+def test_bad_input_is_a_clear_error_before_work(fake_stl10, tmp_path):
+    run = run_cli([PYTHON, RUN_DDP, "model.image_size=100"], cwd=tmp_path)
+    assert run.returncode == 2 and "model.image_size" in run.stdout and "Traceback" not in run.stdout
+    run = run_cli([PYTHON, RUN_DDP, f"data.dataset_path={tmp_path}/nowhere"] + STL_TINY, cwd=tmp_path)
+    assert run.returncode == 2 and "data.download=true" in run.stdout
+    assert not (tmp_path / "models" / "training_model_ddp.pth").exists()
