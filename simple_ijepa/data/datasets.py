@@ -1,0 +1,175 @@
+"""Datasets as uint8 image arrays: one class for every source, batched fetches, no transforms.
+
+`build_dataset(name, root, split)` with split in {"unlabeled", "train", "test"}:
+"unlabeled" is what pretraining reads (STL-10's 100k unlabeled images; the train images of the
+other sets), "train"/"test" are the labelled splits the probe uses.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DatasetError
+from .stl10 import read_stl10
+
+SPLITS = ("unlabeled", "train", "test")
+FASHION_MNIST_DIRS = ("fashion-mnist", os.path.join("FashionMNIST", "raw"))
+FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian `dataset-fashion-mnist`
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class ImageArrayDataset(Dataset):
+    """images: uint8 array [N, C, H, W] (a memmap is fine); labels: int64 [N] or None."""
+
+    def __init__(self, images, labels=None, num_classes: int | None = None):
+        self.images = images
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.num_classes = num_classes if num_classes is not None else (
+            int(self.labels.max()) + 1 if self.labels is not None and len(self.labels) else 0)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """One fancy-indexed read per batch: -> (uint8 [B, C, H, W], long [B]; -1 = no label)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(idx)  # sorted reads are sequential on a memmap
+        batch = np.empty((len(idx),) + tuple(self.images.shape[1:]), dtype=np.uint8)
+        batch[order] = self.images[idx[order]]
+        labels = self.labels[idx] if self.labels is not None else np.full(len(idx), -1, dtype=np.int64)
+        return torch.from_numpy(batch), torch.from_numpy(labels)
+
+
+def collate_batch(batch):
+    """`__getitems__` already returns a collated batch."""
+    return batch
+
+
+class ImageFolderDataset(Dataset):
+    """Image files, centre-cropped and resized to `size` x `size` on read; labels int64 [N] or None."""
+
+    def __init__(self, paths: list[str], labels, num_classes: int, size: int):
+        self.paths, self.size = paths, size
+        self.labels, self.num_classes = labels, num_classes
+
+    def __getitem__(self, i: int):
+        return self.__getitems__([i])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitems__(self, indices):
+        from PIL import Image
+
+        out = np.empty((len(indices), 3, self.size, self.size), dtype=np.uint8)
+        for k, i in enumerate(indices):
+            with Image.open(self.paths[i]) as im:
+                im = im.convert("RGB")
+                side = min(im.size)  # centre square, then resize
+                left, top = (im.width - side) // 2, (im.height - side) // 2
+                im = im.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
+                out[k] = np.asarray(im).transpose(2, 0, 1)
+        labels = self.labels[indices] if self.labels is not None else np.full(len(indices), -1, dtype=np.int64)
+        return torch.from_numpy(out), torch.from_numpy(np.asarray(labels))
+
+
+def _split_indices(n: int, split: str, test_share: float = 0.3, seed: int = 0) -> np.ndarray:
+    """A fixed, seeded train/test split for sets that ship without one; unlabeled = train part."""
+    perm = np.random.RandomState(seed).permutation(n)
+    n_test = int(round(n * test_share))
+    return np.sort(perm[:n_test] if split == "test" else perm[n_test:])
+
+
+def _digits(split: str) -> ImageArrayDataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]  # [1797, 1, 8, 8]
+    idx = _split_indices(len(images), split)
+    return ImageArrayDataset(images[idx], d.target[idx], num_classes=10)
+
+
+def _read_idx(path: str) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_mnist(root: str, split: str, download: bool) -> ImageArrayDataset:
+    prefix = "t10k" if split == "test" else "train"
+    candidates = [os.path.join(root, d) for d in FASHION_MNIST_DIRS] + [FASHION_MNIST_SYSTEM_DIR]
+    if download:
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(root, train=(prefix == "train"), download=True)
+    for folder in candidates:
+        x_path = os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz")
+        if os.path.isfile(x_path):
+            images = _read_idx(x_path)[:, None]
+            labels = _read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"))
+            return ImageArrayDataset(images, labels, num_classes=10)
+    raise DatasetError(
+        f"Fashion-MNIST not found in {candidates}. Install the Debian package "
+        "(`apt-get install dataset-fashion-mnist`) or set data.download=true on a machine with network.")
+
+
+def _cifar10(root: str, split: str, download: bool) -> ImageArrayDataset:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(root, train=(split != "test"), download=download)
+    except RuntimeError as e:
+        raise DatasetError(f"CIFAR-10 not found under {root!r} ({e}). Set data.download=true on a "
+                                "machine with network, or put `cifar-10-batches-py/` there.") from None
+    return ImageArrayDataset(ds.data.transpose(0, 3, 1, 2), np.asarray(ds.targets), num_classes=10)
+
+
+def _folder(root: str, split: str, image_size: int) -> ImageArrayDataset:
+    if not os.path.isdir(root):
+        raise DatasetError(f"Image folder {root!r} (data.dataset_path) does not exist.")
+    paths = sorted(
+        os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise DatasetError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r} (data.dataset_path).")
+    tops = [os.path.relpath(p, root).split(os.sep) for p in paths]
+    labelled = all(len(t) > 1 for t in tops)
+    classes = sorted({t[0] for t in tops}) if labelled else []
+    labels = np.array([classes.index(t[0]) for t in tops]) if labelled else None
+    if split != "unlabeled" or labelled:
+        idx = _split_indices(len(paths), split, test_share=0.2)
+        paths = [paths[i] for i in idx]
+        labels = labels[idx] if labels is not None else None
+    if split != "unlabeled" and labels is None:
+        raise DatasetError(f"Image folder {root!r} has no class sub-folders, so it has no labels to probe with.")
+    return ImageFolderDataset(paths, labels, len(classes), image_size)
+
+
+def build_dataset(name: str, root: str, split: str, download: bool = False, image_size: int = 96):
+    """The `split` of dataset `name` under `root` as an ImageArrayDataset."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if name == "stl10":
+        if download:
+            from torchvision.datasets import STL10
+
+            STL10(root, split=split, download=True)
+        images, labels = read_stl10(root, split)
+        return ImageArrayDataset(images, labels, num_classes=10)
+    if name == "digits":
+        return _digits(split)
+    if name == "fashion_mnist":
+        return _fashion_mnist(root, split, download)
+    if name == "cifar10":
+        return _cifar10(root, split, download)
+    if name == "folder":
+        return _folder(root, split, image_size)
+    raise ValueError(f"unknown dataset {name!r}")

@@ -1,0 +1,63 @@
+"""The I-JEPA predictor: a narrow ViT that predicts target-block features from context tokens.
+
+Context tokens are projected to the predictor width and get the predictor's own sin-cos positions;
+each target position becomes a learned mask token plus its position. All T target blocks run in
+ONE call: they are stacked along the batch (each row = context + one block's mask tokens, as in the
+official code), so blocks never see each other and the cost is one batched forward.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .layers import Block, init_weights, rescale_residual_branches, sincos_pos_embed_2d
+
+
+class Predictor(nn.Module):
+    def __init__(self, grid: int, embed_dim: int, dim: int, depth: int, heads: int, head_dim: int,
+                 mlp_ratio: float, with_mask_token: bool = True):
+        """with_mask_token=False: no mask token (for `forward_all` users, so that every parameter
+        receives a gradient under DDP)."""
+        super().__init__()
+        self.proj_in = nn.Linear(embed_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_mask_token else None
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(grid, dim), persistent=False)
+        self.blocks = nn.ModuleList(Block(dim, heads, head_dim, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.proj_out = nn.Linear(dim, embed_dim)
+        init_weights(self)
+        rescale_residual_branches(self.blocks)
+        if self.mask_token is not None:
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor) -> torch.Tensor:
+        """Predict target features.
+
+        context:     [B, Kc, D_enc] encoder output on the context tokens
+        context_idx: [B, Kc] grid positions of the context tokens
+        target_idx:  [B, T, Kt] grid positions of T target blocks of Kt tokens each
+        returns:     [B, T, Kt, D_enc]
+        """
+        B, T, Kt = target_idx.shape
+        Kc = context_idx.shape[1]
+        pos = self.pos_embed.to(context.dtype)
+        ctx = self.proj_in(context) + pos[context_idx]  # [B, Kc, d]
+        ctx = ctx.unsqueeze(1).expand(-1, T, -1, -1).reshape(B * T, Kc, -1)  # [B*T, Kc, d]
+        queries = self.mask_token.to(ctx.dtype) + pos[target_idx.reshape(B * T, Kt)]  # [B*T, Kt, d]
+        x = torch.cat([ctx, queries], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        out = self.proj_out(self.norm(x[:, Kc:]))  # [B*T, Kt, D_enc]
+        return out.view(B, T, Kt, -1)
+
+    def forward_all(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Predict every position from a full grid of tokens (Gated I-JEPA).
+
+        tokens:  [B, N, D_enc], one per grid position in raster order (closed ones already replaced)
+        returns: [B, N, D_enc]
+        """
+        x = self.proj_in(tokens)
+        x = x + self.pos_embed.to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.proj_out(self.norm(x))

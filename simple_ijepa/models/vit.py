@@ -1,0 +1,76 @@
+"""The encoder: a plain ViT without CLS token (I-JEPA / lucidrains "simple ViT" style).
+
+Patches -> linear embedding -> + fixed 2-D sin-cos positions (added once) -> pre-norm blocks
+-> final LayerNorm. With `keep_idx` only the kept tokens go through the blocks (I-JEPA context).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from .layers import Block, gather_tokens, init_weights, rescale_residual_branches, sincos_pos_embed_2d
+
+
+@dataclass
+class ViTConfig:
+    image_size: int = 96
+    patch_size: int = 8
+    in_chans: int = 3
+    dim: int = 512
+    depth: int = 6
+    heads: int = 6
+    head_dim: int = 64
+    mlp_ratio: float = 2.0
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid ** 2
+
+    @classmethod
+    def from_model_config(cls, m) -> "ViTConfig":
+        """Build from the Hydra `model.*` section (IJEPAConfig)."""
+        return cls(image_size=m.image_size, patch_size=m.patch_size, dim=m.hidden_dim, depth=m.depth,
+                   heads=m.heads, head_dim=m.head_dim, mlp_ratio=m.mlp_ratio)
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.patch_embed = nn.Conv2d(c.in_chans, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(c.grid, c.dim), persistent=False)
+        self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.head_dim, c.mlp_ratio) for _ in range(c.depth))
+        self.norm = nn.LayerNorm(c.dim, eps=1e-6)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_weights(self)
+        w = self.patch_embed.weight
+        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
+        nn.init.zeros_(self.patch_embed.bias)
+        rescale_residual_branches(self.blocks)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] -> patch tokens with positions [B, N, D]."""
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        return x + self.pos_embed.to(x.dtype)
+
+    def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """images: [B, C, H, W]; keep_idx: optional [B, K] token indices -> tokens [B, K or N, D]."""
+        x = self.embed(images)
+        if keep_idx is not None:
+            x = gather_tokens(x, keep_idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def export(self) -> dict:
+        """A self-describing encoder checkpoint: {"vit_config": ..., "state_dict": ...}."""
+        return {"vit_config": asdict(self.config), "state_dict": self.state_dict()}
