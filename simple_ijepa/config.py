@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from .errors import ConfigError
 from .masking import smallest_target_area
@@ -151,8 +152,22 @@ def _check_range(values, key: str, lo: float, hi: float) -> None:
            f"Set it like {key}=[{lo + (hi - lo) / 2:.2f},{hi}].")
 
 
+def _unknown_keys(cfg, reference, prefix: str = "") -> list[str]:
+    """Keys in cfg that TrainConfig does not have (e.g. added with Hydra's `+key=value`)."""
+    unknown = []
+    for key in cfg.keys():
+        if key not in reference:
+            unknown.append(prefix + str(key))
+        elif OmegaConf.is_dict(cfg[key]) and OmegaConf.is_dict(reference[key]):
+            unknown += _unknown_keys(cfg[key], reference[key], f"{prefix}{key}.")
+    return unknown
+
+
 def validate(cfg) -> None:
     """Check every value that could fail later; raise ConfigError naming the key and the fix."""
+    unknown = _unknown_keys(cfg, OmegaConf.structured(TrainConfig))
+    _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see the README's configuration "
+           "tables for the keys and their spelling.")
     m, d, o = cfg.model, cfg.data, cfg.optim
     _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {VARIANTS}.")
     _check(d.dataset_name in DATASETS, "data.dataset_name",

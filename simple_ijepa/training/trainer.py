@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
 from ..export import save_encoder
 from ..models import build_model
+from ..plots import plot_run
 from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
@@ -153,6 +154,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
 
+    writer = _tensorboard(cfg, save_dir) if info.is_main else None
+
     # Data: rank 0 first (it may download), then the others.
     def load():
         return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled",
@@ -245,6 +248,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                 if info.is_main:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(last_metrics) + "\n")
+                    if writer is not None:
+                        for k, v in last_metrics.items():
+                            if isinstance(v, (int, float)) and k != "step":
+                                writer.add_scalar(k, v, step)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
                                      if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
                 t_last, step_last = time.perf_counter(), step
@@ -257,6 +264,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                 break
     bar.close()
     check_replicas_agree(model, info)
+    if info.is_main and os.path.isfile(metrics_path):
+        plot_run(save_dir)
+    if writer is not None:
+        writer.close()
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
@@ -296,6 +307,17 @@ def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, trai
     save_training_checkpoint(state, cfg.logging.save_model_dir, cfg.variant, cfg.logging.keep_last)
     save_encoder(model.target_encoder, os.path.join(cfg.logging.save_model_dir, encoder_name),
                  extra={"variant": cfg.variant, "step": step})
+
+
+def _tensorboard(cfg, save_dir: str):
+    if not cfg.logging.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("Invalid config `logging.tensorboard`: the `tensorboard` package is not installed; "
+                          "`pip install tensorboard` (or `pip install -e '.[tensorboard]'`), or set it to false.") from None
+    return SummaryWriter(os.path.join(save_dir, "tensorboard"))
 
 
 def _probe(model, cfg, info) -> dict:

@@ -1,0 +1,62 @@
+"""Plots of a run from its metrics file: `loss.png` and `probe.png` in the run directory.
+
+    python -m simple_ijepa.plots ./models        # any logging.save_model_dir
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    """The run's metrics.jsonl as a list of dicts (one per log step)."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_run(run_dir: str) -> list[str]:
+    """Write loss.png (and probe.png when the run probed) into run_dir; return the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run_dir)
+    written = []
+    panels = [("loss", "loss.png", "training loss"),
+              ("probe", "probe.png", "accuracy (linear probe / k-NN)")]
+    for prefix, name, ylabel in panels:
+        keys = sorted({k for r in rows for k in r if k == prefix or
+                       (prefix == "probe" and k.startswith(("probe_", "knn_")))})
+        if prefix == "loss":
+            keys = [k for k in ("loss", "loss_pred", "gate_penalty") if any(k in r for r in rows)]
+        if not keys:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
+            ax.plot(*zip(*pts), marker="o" if prefix == "probe" else None, markersize=3, label=k)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if prefix == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = os.path.join(run_dir, name)
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Plot loss.png / probe.png from a run's metrics.jsonl.")
+    parser.add_argument("run_dir", help="the run's logging.save_model_dir")
+    for path in plot_run(parser.parse_args(argv).run_dir):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
