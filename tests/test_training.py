@@ -3,7 +3,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 import torch
 
 from simple_ijepa.training.checkpoint import find_latest
@@ -51,12 +50,12 @@ def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path):
     assert out["step"] == 8
     full, resumed = metrics(tmp_path / "full"), metrics(tmp_path / "resumed")
     assert [r["step"] for r in resumed] == [6, 8]  # continued at step 4, not from 0
-    for a, b in zip(full[2:], resumed):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+    # Same process, same kernels: the replay is bit for bit (every draw is seeded from the step).
+    assert [r["loss"] for r in full[2:]] == [r["loss"] for r in resumed]
     wa = torch.load(tmp_path / "full" / "training_model_ddp.pth", weights_only=False)["model"]
     wb = torch.load(tmp_path / "resumed" / "training_model_ddp.pth", weights_only=False)["model"]
     for k in wa:
-        assert torch.allclose(wa[k], wb[k], atol=1e-6, rtol=1e-5), k
+        assert torch.equal(wa[k], wb[k]), k
 
 
 def test_resume_auto_and_keep_last(tmp_path):
