@@ -2,7 +2,6 @@
 import json
 import os
 
-import numpy as np
 import torch
 
 from simple_ijepa.training.checkpoint import find_latest

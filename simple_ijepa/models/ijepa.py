@@ -41,11 +41,9 @@ class JEPA(nn.Module):
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
-        """teacher <- momentum * teacher + (1 - momentum) * student, fused over all tensors."""
-        t = list(self.target_encoder.parameters())
-        s = list(self.encoder.parameters())
-        torch._foreach_mul_(t, momentum)
-        torch._foreach_add_(t, s, alpha=1.0 - momentum)
+        """teacher <- momentum * teacher + (1 - momentum) * student: one lerp pass over all tensors."""
+        torch._foreach_lerp_(list(self.target_encoder.parameters()), list(self.encoder.parameters()),
+                             1.0 - momentum)
 
     @torch.no_grad()
     def copy_teacher(self) -> None:
@@ -69,6 +67,7 @@ class IJEPA(JEPA):
     def __init__(self, model_cfg):
         super().__init__(model_cfg)
         m = model_cfg
+        self.loss_kind = str(m.loss)  # a plain str: forward reads no DictConfig (a torch.compile graph break)
         self.predictor = Predictor(grid=m.image_size // m.patch_size, embed_dim=m.hidden_dim, dim=m.predictor_dim,
                                    depth=m.predictor_depth, heads=m.predictor_heads, head_dim=m.head_dim,
                                    mlp_ratio=m.mlp_ratio)
@@ -80,7 +79,7 @@ class IJEPA(JEPA):
         targets = gather_tokens(h, target_idx.reshape(B, T * Kt)).view(B, T, Kt, -1)
         z = self.encoder(images, keep_idx=context_idx)  # [B, Kc, D]
         pred = self.predictor(z, context_idx, target_idx)  # [B, T, Kt, D]
-        loss = regression_loss(pred.float(), targets.float(), self.model_cfg.loss)
+        loss = regression_loss(pred.float(), targets.float(), self.loss_kind)
         stats = {
             "loss_pred": loss.detach(),
             # Collapse monitor: spread of the teacher's mean-pooled features across the batch.

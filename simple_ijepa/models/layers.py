@@ -39,7 +39,9 @@ class Attention(nn.Module):
         """x: [B, N, D] -> [B, N, D]; attn_bias: optional additive logits bias [B, 1, N, N]
         (-inf removes a key; Gated I-JEPA uses it for closed tokens)."""
         B, N, _ = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # q, k, v split along dim 2 (not by a permute): the backward then stacks their gradients
+        # straight into the qkv output's layout, one copy instead of two.
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(B, N, 3, self.heads, self.head_dim).unbind(2))
         if attn_bias is not None:
             attn_bias = attn_bias.to(q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)  # [B, H, N, Dh]

@@ -42,9 +42,10 @@ class Predictor(nn.Module):
         Kc = context_idx.shape[1]
         pos = self.pos_embed.to(context.dtype)
         ctx = self.proj_in(context) + pos[context_idx]  # [B, Kc, d]
-        ctx = ctx.unsqueeze(1).expand(-1, T, -1, -1).reshape(B * T, Kc, -1)  # [B*T, Kc, d]
-        queries = self.mask_token.to(ctx.dtype) + pos[target_idx.reshape(B * T, Kt)]  # [B*T, Kt, d]
-        x = torch.cat([ctx, queries], dim=1)
+        queries = self.mask_token.to(ctx.dtype) + pos[target_idx]  # [B, T, Kt, d]
+        # Row b*T + t = context of sample b + mask tokens of its block t (one copy: cat reads the
+        # context through a broadcast view).
+        x = torch.cat([ctx.unsqueeze(1).expand(-1, T, -1, -1), queries], dim=2).view(B * T, Kc + Kt, -1)
         for block in self.blocks:
             x = block(x)
         out = self.proj_out(self.norm(x[:, Kc:]))  # [B*T, Kt, D_enc]

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .layers import Block, gather_tokens, init_weights, rescale_residual_branches, sincos_pos_embed_2d
 
@@ -58,8 +59,17 @@ class VisionTransformer(nn.Module):
         rescale_residual_branches(self.blocks)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """images: [B, C, H, W] -> patch tokens with positions [B, N, D]."""
-        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        """images: [B, C, H, W] -> patch tokens with positions [B, N, D].
+
+        The patch convolution (kernel = stride = patch) computed as one matrix product on the
+        row-major patches: the tokens come out contiguous as [B, N, D], with no transpose copy of
+        the (much wider) output in the forward or the backward. Same weights, same result.
+        """
+        B, C, H, W = images.shape
+        p = self.config.patch_size
+        patches = images.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * p * p)
+        weight = self.patch_embed.weight
+        x = F.linear(patches, weight.reshape(weight.shape[0], -1), self.patch_embed.bias)
         return x + self.pos_embed.to(x.dtype)
 
     def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None) -> torch.Tensor:
