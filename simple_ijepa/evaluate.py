@@ -1,0 +1,68 @@
+"""Probe a saved encoder against the same architecture at random initialisation.
+
+    python -m simple_ijepa.evaluate --ckpt_path models/encoder_ddp.pth --dataset_name stl10 --dataset_path ./data
+
+`--ckpt_path` takes an encoder file (encoder_*.pth / .safetensors) or a training checkpoint (its
+EMA teacher; `--student` for the student). Prints linear-probe and k-NN top-1 accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from .config import DATASETS
+from .evaluation import STL10Eval
+from .models.vit import VisionTransformer
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt_path", required=True, help="encoder file or training checkpoint")
+    p.add_argument("--dataset_name", default="stl10", choices=DATASETS)
+    p.add_argument("--dataset_path", default="./data")
+    p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
+    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
+    p.add_argument("--max_train_samples", type=int, default=None)
+    p.add_argument("--max_test_samples", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--knn_k", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
+    p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict[str, dict[str, float]]:
+    """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .export import load_encoder
+
+    encoder = load_encoder(args.ckpt_path, teacher=not args.student)
+    size = args.image_size or encoder.config.image_size
+    if size != encoder.config.image_size:
+        raise SystemExit(f"--image_size {size} does not match the encoder's {encoder.config.image_size} "
+                         "(its positions are fixed to that grid); leave --image_size out.")
+    evaluator = STL10Eval(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
+                          args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
+                          args.download)
+    torch.manual_seed(args.seed)
+    random_init = VisionTransformer(encoder.config)
+    results = {"pretrained": evaluator.evaluate(encoder.to(args.device), name="pretrained"),
+               "random init": evaluator.evaluate(random_init.to(args.device), name="random init")}
+    n_train = min(len(evaluator.train_set), args.max_train_samples or len(evaluator.train_set))
+    n_test = min(len(evaluator.test_set), args.max_test_samples or len(evaluator.test_set))
+    print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "
+          f"{args.classifier} linear probe, {args.knn_k}-NN")
+    print(f"{'encoder':<24}{'linear probe':>14}{'k-NN':>10}")
+    for name, r in results.items():
+        label = f"random init (seed {args.seed})" if name == "random init" else name
+        print(f"{label:<24}{r['probe_acc']:>14.4f}{r['knn_acc']:>10.4f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Frozen features for probing: a labelled dataset in, mean-pooled float32 features out.
+
+With several processes each rank extracts one contiguous shard and rank 0 gathers them in order.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ..data.augment import eval_transform
+
+FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, S, S] -> [B, N, D] or [B, D]
+
+
+def is_sharded(world_size: int) -> bool:
+    """True when extraction is split over ranks: world_size > 1 inside a process group."""
+    return world_size > 1 and dist.is_available() and dist.is_initialized()
+
+
+def subset_indices(n: int, max_samples: int | None, seed: int = 0) -> np.ndarray:
+    """All of 0..n-1, or a fixed seeded subset of `max_samples` of them, sorted (same on every rank)."""
+    if max_samples is None or max_samples >= n:
+        return np.arange(n)
+    return np.sort(np.random.RandomState(seed).choice(n, max_samples, replace=False))
+
+
+def pool(out: torch.Tensor) -> torch.Tensor:
+    """Tokens [B, N, D] -> mean over tokens [B, D]; [B, D] passes through."""
+    if out.ndim == 3:
+        return out.mean(dim=1)
+    if out.ndim == 2:
+        return out
+    raise ValueError(f"a feature function must return [B, N, D] or [B, D], got shape {tuple(out.shape)}")
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Put every submodule in eval mode; restore each one's own previous mode afterwards."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def module_device(fn, default: torch.device | str = "cpu") -> torch.device:
+    """The device of a module's first parameter, else `default` (plain callables)."""
+    if isinstance(fn, nn.Module):
+        p = next(fn.parameters(), None)
+        if p is not None:
+            return p.device
+    return torch.device(default)
+
+
+@torch.no_grad()
+def _extract(feature_fn: FeatureFn, dataset, indices: np.ndarray, image_size: int, device, batch_size: int):
+    """Features float32 [len(indices), D] (D = 0 if empty) and labels int64 [len(indices)]."""
+    feats, labels = [], []
+    for start in range(0, len(indices), batch_size):
+        images, y = dataset.__getitems__(indices[start:start + batch_size].tolist())
+        x = eval_transform(images.to(device, non_blocking=True), image_size)
+        feats.append(pool(feature_fn(x)).float().cpu().numpy())
+        labels.append(y.numpy().astype(np.int64))
+    if not feats:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def extract_features(feature_fn: FeatureFn, dataset, image_size: int, device, batch_size: int = 256,
+                     rank: int = 0, world_size: int = 1, max_samples: int | None = None, seed: int = 0):
+    """Mean-pooled features of `dataset` (or of a seeded subset of `max_samples` images).
+
+    feature_fn: normalised images [B, 3, S, S] on `device` -> tokens [B, N, D] or features [B, D].
+    Returns (features float32 [n, D], labels int64 [n]) in dataset order. When sharded (world_size > 1
+    in a process group) every rank must call this; rank 0 gets the full arrays, the others (None, None).
+    """
+    indices = subset_indices(len(dataset), max_samples, seed)
+    if not is_sharded(world_size):
+        return _extract(feature_fn, dataset, indices, image_size, device, batch_size)
+    mine = np.array_split(indices, world_size)[rank]
+    part = _extract(feature_fn, dataset, mine, image_size, device, batch_size)
+    parts = [None] * world_size if rank == 0 else None
+    dist.gather_object(part, parts, dst=0)
+    if rank != 0:
+        return None, None
+    parts = [p for p in parts if len(p[1])]  # a rank with an empty shard has no width
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

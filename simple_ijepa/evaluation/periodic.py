@@ -1,0 +1,60 @@
+"""The trainer's periodic probes: every encoder of interest, one linear probe + k-NN each."""
+from __future__ import annotations
+
+import logging
+
+import torch.nn as nn
+
+from .features import eval_mode
+from .stl10_eval import STL10Eval, on_rank0
+
+log = logging.getLogger(__name__)
+_EVALUATORS: dict[tuple, STL10Eval] = {}  # built once per process, reused at every probe
+
+
+def probe_evaluator(cfg, device) -> STL10Eval:
+    """The cached STL10Eval for cfg.data.* / cfg.model.image_size / cfg.eval.* on `device`."""
+    d, e = cfg.data, cfg.eval
+    key = (d.dataset_name, d.dataset_path, cfg.model.image_size, e.classifier, e.knn_k, e.batch_size,
+           e.max_train_samples, e.max_test_samples, str(device))
+    if key not in _EVALUATORS:
+        # No download here: pretraining already fetched the archive, which holds the labelled splits.
+        _EVALUATORS[key] = STL10Eval(cfg.model.image_size, d.dataset_path, d.dataset_name, e.classifier, e.knn_k,
+                                     e.batch_size, e.max_train_samples, e.max_test_samples, device)
+    return _EVALUATORS[key]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under torch.compile and DDP wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def periodic_probes(model: nn.Module, cfg, dist_info, variant: str | None = None) -> dict[str, float]:
+    """Probe a JEPA model's encoders; every rank must call this and every rank gets the same dict.
+
+    baseline: {"probe_teacher", "knn_teacher", "probe_student", "knn_student"} from
+    `model.target_encoder` and `model.encoder`. gated: probe_<name> / knn_<name> for each
+    name -> feature_fn of `model.probe_feature_fns()`. Accuracies are in [0, 1].
+    Features are extracted in shards on all ranks first; rank 0 then fits every classifier and
+    broadcasts the results once. The model's train/eval modes are restored afterwards.
+    """
+    net = _unwrap(model)
+    variant = variant or cfg.variant
+    if variant == "gated":
+        fns = dict(net.probe_feature_fns())
+    else:
+        fns = {"teacher": net.target_encoder, "student": net.encoder}
+    evaluator = probe_evaluator(cfg, dist_info.device)
+    rank, world = dist_info.rank, dist_info.world_size
+    with eval_mode(net):
+        feats = {name: evaluator.extract(fn, rank, world) for name, fn in fns.items()}
+
+    def fit_all() -> dict[str, float]:
+        out = {}
+        for name, f in feats.items():
+            scores = evaluator.score(f)
+            out[f"probe_{name}"], out[f"knn_{name}"] = scores["probe_acc"], scores["knn_acc"]
+        return out
+
+    return on_rank0(fit_all, rank, world)

@@ -1,0 +1,109 @@
+"""`STL10Eval`: linear probe + k-NN on frozen features of a labelled train/test split.
+
+Named after the README's STL-10 probe; any dataset of `build_dataset` with labelled "train" and
+"test" splits goes through the same code path.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..data.datasets import build_dataset
+from ..training.distributed import broadcast_object
+from .features import FeatureFn, eval_mode, extract_features, is_sharded, module_device
+from .knn import knn_accuracy
+from .probe import CLASSIFIERS, linear_probe_accuracy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeFeatures:
+    """Mean-pooled features: train_x [n, D], train_y [n], test_x [m, D], test_y [m]."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def on_rank0(fn: Callable[[], object], rank: int, world_size: int):
+    """Run `fn()` on rank 0 only and give its result to every rank (one broadcast when sharded).
+
+    If `fn` raises on rank 0, the other ranks raise too instead of waiting for a result.
+    """
+    if not is_sharded(world_size):
+        return fn()
+    if rank == 0:
+        try:
+            result = fn()
+        except Exception as e:
+            broadcast_object((None, f"{type(e).__name__}: {e}"))
+            raise
+        return broadcast_object((result, None))[0]
+    result, error = broadcast_object((None, None))
+    if error is not None:
+        raise RuntimeError(f"evaluation failed on rank 0: {error}")
+    return result
+
+
+class STL10Eval:
+    """Probe a frozen encoder on the labelled `train` split (fit) and `test` split (score).
+
+    STL-10: 5,000 train and 8,000 test images. `max_*_samples` take fixed seeded subsets.
+    Linear probe: standardised features, `classifier` "calibrated" (CalibratedClassifierCV around
+    LogisticRegression, the README's choice) or "logistic". k-NN: see `knn_accuracy` (DINO weighting).
+    """
+
+    def __init__(self, image_size: int = 96, dataset_path: str = "./data", dataset_name: str = "stl10",
+                 classifier: str = "calibrated", knn_k: int = 20, batch_size: int = 256,
+                 max_train_samples: int | None = None, max_test_samples: int | None = None,
+                 device: torch.device | str | None = None, download: bool = False):
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier {classifier!r} is not one of {CLASSIFIERS}")
+        self.image_size, self.dataset_name = image_size, dataset_name
+        self.classifier, self.knn_k, self.batch_size = classifier, knn_k, batch_size
+        self.max_train_samples, self.max_test_samples = max_train_samples, max_test_samples
+        self.device = None if device is None else torch.device(device)
+        self.train_set = build_dataset(dataset_name, dataset_path, "train", download, image_size)
+        self.test_set = build_dataset(dataset_name, dataset_path, "test", download, image_size)
+
+    def extract(self, feature_fn: FeatureFn, rank: int = 0, world_size: int = 1) -> ProbeFeatures | None:
+        """Features of both splits; when sharded, every rank calls this and only rank 0 gets them."""
+        device = self.device or module_device(feature_fn)
+        kw = dict(image_size=self.image_size, device=device, batch_size=self.batch_size, rank=rank,
+                  world_size=world_size)
+        train = extract_features(feature_fn, self.train_set, max_samples=self.max_train_samples, **kw)
+        test = extract_features(feature_fn, self.test_set, max_samples=self.max_test_samples, **kw)
+        return None if train[0] is None else ProbeFeatures(*train, *test)
+
+    def score(self, f: ProbeFeatures) -> dict[str, float]:
+        """{"probe_acc", "knn_acc"}: accuracies in [0, 1] on the test features."""
+        return {"probe_acc": linear_probe_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.classifier),
+                "knn_acc": knn_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.knn_k)}
+
+    def evaluate(self, model_or_feature_fn: nn.Module | FeatureFn, rank: int = 0, world_size: int = 1,
+                 name: str = "encoder") -> dict[str, float]:
+        """Probe an encoder (called as module(images), in eval mode, its mode restored after) or any
+        feature function images [B, 3, S, S] -> [B, N, D] or [B, D].
+
+        Returns {"probe_acc": float, "knn_acc": float}. With world_size > 1 in a process group every
+        rank must call this: features are extracted in shards, the classifiers fitted on rank 0, and
+        every rank returns the same dict.
+        """
+        t0 = time.perf_counter()
+        fn = model_or_feature_fn
+        with eval_mode(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext():
+            feats = self.extract(fn, rank, world_size)
+        result = on_rank0(lambda: self.score(feats), rank, world_size)
+        if rank == 0:
+            log.info(f"{self.dataset_name} probe ({name}, {len(feats.train_y)} train / {len(feats.test_y)} test): "
+                     f"linear {result['probe_acc']:.4f}, {self.knn_k}-NN {result['knn_acc']:.4f} "
+                     f"({time.perf_counter() - t0:.1f} s)")
+        return result
