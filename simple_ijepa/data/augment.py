@@ -67,12 +67,14 @@ def random_resized_crop(images: torch.Tensor, image_size: int, scale=(0.3, 1.0),
     h = torch.sqrt(area / log_r.exp()).clamp(max=1.0)
     cx = (2 * torch.rand(B, device=dev, generator=generator) - 1) * (1 - w)  # centre, in [-1, 1] coords
     cy = (2 * torch.rand(B, device=dev, generator=generator) - 1) * (1 - h)
-    flip = torch.ones(B, device=dev)
     if hflip:
-        flip = torch.where(torch.rand(B, device=dev, generator=generator) < 0.5, -1.0, 1.0)
-    zero = torch.zeros_like(w)
-    theta = torch.stack([w * flip, zero, cx, zero, h, cy], dim=1).view(B, 2, 3)  # crop -> output map
-    grid = F.affine_grid(theta, [B, x.shape[1], image_size, image_size], align_corners=False)
+        w = torch.where(torch.rand(B, device=dev, generator=generator) < 0.5, -w, w)  # a negative width flips
+    # The sampling grid (what F.affine_grid builds with a batched matrix product) is separable:
+    # x depends on the sample and column only, y on the sample and row only.
+    pixels = (torch.arange(image_size, device=dev, dtype=x.dtype) * 2 + 1) / image_size - 1  # centres in [-1, 1]
+    gx = (w[:, None] * pixels + cx[:, None])[:, None, :].expand(B, image_size, image_size)
+    gy = (h[:, None] * pixels + cy[:, None])[:, :, None].expand(B, image_size, image_size)
+    grid = torch.stack([gx, gy], dim=-1)  # [B, S, S, 2] in (x, y) order
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     scale, shift = _uint8_to_normalised(dev)
     return torch.addcmul(shift, out, scale)  # [B, 1 or 3, S, S] -> [B, 3, S, S]

@@ -5,7 +5,7 @@
 Everything random is seeded from (seed, rank, step): the same step always sees the same batch view.
 
 The hot path never waits for the device: no `.item()`, no `bool(tensor)`, no host copy of a
-device tensor. Masks are built on the host (cheap, vectorised) and sent with ONE asynchronous copy
+device tensor. Masks are built on the host (cheap, vectorised) and sent with asynchronous copies
 from pinned memory; the learning rate and EMA momentum are host floats computed from the step.
 """
 from __future__ import annotations
@@ -90,19 +90,19 @@ class TrainStep:
     def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(context_idx [B, Kc], target_idx [B, T, Kt]) long tensors on the device.
 
-        Built on the host, packed into one buffer, pinned and sent with one non-blocking copy.
+        Built on the host, pinned and sent with non-blocking copies: two separate tensors rather
+        than views of one buffer, so that a compiled model sees no aliased inputs and no storage
+        offset that moves with Kc.
         """
         seed = step_seed(self.cfg.seed, self.rank, step)
         self.mask_torch_gen.manual_seed(seed)
-        ctx, tgt = self.mask_gen(batch_size, random.Random(seed), self.mask_torch_gen)
+        masks = self.mask_gen(batch_size, random.Random(seed), self.mask_torch_gen)
         if self.device.type == "cpu":
-            return ctx, tgt
-        packed = torch.cat([ctx.reshape(-1), tgt.reshape(-1)])
+            return masks
         if self.device.type == "cuda":
-            packed = packed.pin_memory()
-        packed = packed.to(self.device, non_blocking=True)
-        n = ctx.numel()
-        return packed[:n].view(ctx.shape), packed[n:].view(tgt.shape)
+            masks = tuple(m.pin_memory() for m in masks)
+        ctx, tgt = (m.to(self.device, non_blocking=True) for m in masks)
+        return ctx, tgt
 
     def inputs(self, images_u8: torch.Tensor, step: int) -> tuple:
         """uint8 [B, C, H, W] -> (images [B, 3, S, S],) or (images, context_idx [B, Kc], target_idx [B, T, Kt])."""
