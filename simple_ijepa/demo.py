@@ -14,12 +14,11 @@ import sys
 import time
 
 import numpy as np
-import torch
 
+from .evaluate import probe_with_random_init
 from .evaluation import STL10Eval
 from .evaluation.probe import linear_probe_accuracy
 from .export import load_encoder
-from .models import VisionTransformer
 from .training.trainer import make_config, train
 
 DEMO_OVERRIDES = [
@@ -36,11 +35,9 @@ def compare_with_random_init(encoder_path: str, cfg, seed: int = 0) -> dict[str,
     """Probe + k-NN accuracy of the saved teacher, the same architecture at random init, raw pixels."""
     evaluator = STL10Eval(image_size=cfg.model.image_size, dataset_path=cfg.data.dataset_path,
                           dataset_name=cfg.data.dataset_name, classifier=cfg.eval.classifier, knn_k=cfg.eval.knn_k)
-    teacher = load_encoder(encoder_path)
-    torch.manual_seed(seed)
-    random_init = VisionTransformer(teacher.config)
-    results = {"pretrained (EMA teacher)": evaluator.evaluate(teacher, name="teacher"),
-               "random init": evaluator.evaluate(random_init, name="random init")}
+    results = probe_with_random_init(load_encoder(encoder_path), evaluator, seed)
+    results["pretrained (EMA teacher)"] = results.pop("pretrained")
+    results["random init"] = results.pop("random init")  # keep the printed order
     pixels = [evaluator.train_set.images.reshape(len(evaluator.train_set), -1).astype(np.float32),
               evaluator.test_set.images.reshape(len(evaluator.test_set), -1).astype(np.float32)]
     results["raw pixels"] = {"probe_acc": linear_probe_accuracy(pixels[0], evaluator.train_set.labels, pixels[1],

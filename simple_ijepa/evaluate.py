@@ -35,6 +35,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def probe_with_random_init(encoder: VisionTransformer, evaluator: STL10Eval, seed: int = 0,
+                           device="cpu") -> dict[str, dict[str, float]]:
+    """{"pretrained", "random init"} -> {"probe_acc", "knn_acc"}: the encoder and the identical
+    architecture at random initialisation (seeded), probed the same way."""
+    torch.manual_seed(seed)
+    random_init = VisionTransformer(encoder.config)
+    return {"pretrained": evaluator.evaluate(encoder.to(device), name="pretrained"),
+            "random init": evaluator.evaluate(random_init.to(device), name="random init")}
+
+
 def main(argv=None) -> dict[str, dict[str, float]]:
     """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc."""
     args = parse_args(argv)
@@ -49,10 +59,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     evaluator = STL10Eval(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
                           args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
                           args.download)
-    torch.manual_seed(args.seed)
-    random_init = VisionTransformer(encoder.config)
-    results = {"pretrained": evaluator.evaluate(encoder.to(args.device), name="pretrained"),
-               "random init": evaluator.evaluate(random_init.to(args.device), name="random init")}
+    results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
     n_train = min(len(evaluator.train_set), args.max_train_samples or len(evaluator.train_set))
     n_test = min(len(evaluator.test_set), args.max_test_samples or len(evaluator.test_set))
     print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "
