@@ -1,7 +1,7 @@
 """The quick demo: pretrain I-JEPA on scikit-learn's digits (embedded, no download) on a CPU, then
 compare a linear probe and k-NN of the pretrained encoder with the same encoder at random init.
 
-    python -m simple_ijepa.demo                      # about 3 minutes on a 2-core CPU
+    python -m simple_ijepa.demo                      # a few minutes on a 2-core CPU
     python -m simple_ijepa.demo optim.max_steps=100  # any TrainConfig override
 
 The demo's settings are the defaults of a small-image run: 8x8 digits upsampled to 16 px and cut
