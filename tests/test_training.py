@@ -115,3 +115,16 @@ def test_bad_input_is_a_clear_error_before_work(fake_stl10, tmp_path):
     run = run_cli([PYTHON, RUN_DDP, f"data.dataset_path={tmp_path}/nowhere"] + STL_TINY, cwd=tmp_path)
     assert run.returncode == 2 and "data.download=true" in run.stdout
     assert not (tmp_path / "models" / "training_model_ddp.pth").exists()
+
+
+def test_probes_run_at_their_own_interval_and_land_in_the_metrics(tmp_path):
+    train(make_config(DIGITS[:-1] + ["optim.max_steps=6", "logging.log_every_n_steps=4", "eval.every_n_steps=3",
+                                     "eval.classifier=logistic", "eval.max_train_samples=200",
+                                     "eval.max_test_samples=100", f"logging.save_model_dir={tmp_path}"]))
+    rows = {r["step"]: r for r in metrics(tmp_path)}
+    assert sorted(rows) == [3, 4, 6]
+    for step in (3, 6):
+        assert {"probe_teacher", "knn_teacher", "probe_student", "knn_student"} <= set(rows[step])
+        assert 0.0 <= rows[step]["probe_teacher"] <= 1.0
+    assert "probe_teacher" not in rows[4]
+    assert (tmp_path / "probe.png").is_file()

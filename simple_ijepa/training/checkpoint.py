@@ -2,7 +2,7 @@
 
 Layout in `logging.save_model_dir`:
   training_model[_gated]_ddp.pth   latest full training state (the README's name)
-  checkpoints/step_XXXXXXXX.pth    the last `logging.keep_last` full states (hard links, no copy)
+  checkpoints/{variant}_step_XXXXXXXX.pth   the last `logging.keep_last` full states (hard links)
   encoder[_gated]_ddp.pth          the EMA teacher encoder alone (+ .safetensors), see export.py
 """
 from __future__ import annotations
@@ -56,7 +56,8 @@ def _link_or_save(src: str, dst: str, obj) -> None:
 
 
 def save_training_checkpoint(state: dict, save_dir: str, variant: str, keep_last: int) -> str:
-    """Write the full state as step_XXXXXXXX.pth (keeping the last `keep_last`) and as the latest."""
+    """Write the full state as checkpoints/{variant}_step_XXXXXXXX.pth (keeping the last `keep_last`)
+    and as the latest (the README name)."""
     latest = os.path.join(save_dir, checkpoint_names(variant)[0])
     if keep_last <= 0:
         atomic_save(state, latest)

@@ -223,7 +223,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
             bar.update(1)
 
             stop_now = step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
-            if step % log_every == 0 or step == total_steps or stop_now:
+            probe_now = cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps)
+            if step % log_every == 0 or step == total_steps or stop_now or probe_now:
                 window = all_reduce_mean(losses[torch.arange(step_last, step) % log_every])
                 bad = (~torch.isfinite(window)).nonzero()
                 if len(bad):
@@ -243,7 +244,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     from ..analysis.debug_outputs import save_debug_outputs
 
                     save_debug_outputs(model, inputs[0], save_dir, step)
-                if cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps):
+                if probe_now:
                     last_metrics.update(_probe(model, cfg, info))
                 if info.is_main:
                     with open(metrics_path, "a") as f:
