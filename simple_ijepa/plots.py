@@ -17,10 +17,7 @@ def read_metrics(run_dir: str) -> list[dict]:
 
 def plot_run(run_dir: str) -> list[str]:
     """Write loss.png (and probe.png when the run probed) into run_dir; return the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # an Agg canvas; pyplot and the global backend stay untouched
 
     rows = read_metrics(run_dir)
     written = []
@@ -33,7 +30,8 @@ def plot_run(run_dir: str) -> list[str]:
             keys = [k for k in ("loss", "loss_pred", "gate_penalty") if any(k in r for r in rows)]
         if not keys:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        fig = Figure(figsize=(6, 4), dpi=120)
+        ax = fig.subplots()
         for k in keys:
             pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
             ax.plot(*zip(*pts), marker="o" if prefix == "probe" else None, markersize=3, label=k)
@@ -46,7 +44,6 @@ def plot_run(run_dir: str) -> list[str]:
         fig.tight_layout()
         path = os.path.join(run_dir, name)
         fig.savefig(path)
-        plt.close(fig)
         written.append(path)
     return written
 
