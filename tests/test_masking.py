@@ -3,11 +3,16 @@ import random
 import pytest
 import torch
 
-from simple_ijepa.masking import MultiBlockMaskGenerator, block_size
+from simple_ijepa.masking import MultiBlockMaskGenerator, block_size, pad_context
 
 
 def draw(gen, batch, seed):
     return gen(batch, random.Random(seed), torch.Generator().manual_seed(seed))
+
+
+def real_context(ctx, valid):
+    """The real context indices of each sample (padding removed) as lists."""
+    return [c[v].tolist() for c, v in zip(ctx, valid)]
 
 
 @pytest.mark.parametrize("grid,targets", [(12, 4), (6, 4), (3, 1), (4, 2), (8, 4)])
@@ -15,15 +20,18 @@ def test_mask_invariants_over_many_draws(grid, targets):
     gen = MultiBlockMaskGenerator(grid, targets, min_context=2)
     n = grid * grid
     for seed in range(200):
-        ctx, tgt = draw(gen, 8, seed)
+        ctx, tgt, valid = draw(gen, 8, seed)
         B, T, Kt = tgt.shape
         assert (B, T) == (8, targets) and ctx.shape[0] == 8
         assert ctx.dtype == tgt.dtype == torch.long
+        assert valid.dtype == torch.bool and valid.shape == ctx.shape
         assert ctx.min() >= 0 and ctx.max() < n and tgt.min() >= 0 and tgt.max() < n
-        assert ctx.shape[1] >= 2  # the context floor
-        assert (ctx.diff(dim=1) > 0).all()  # sorted, no duplicates
-        for b in range(B):
-            assert not set(ctx[b].tolist()) & set(tgt[b].flatten().tolist())  # targets removed from context
+        for b, real in enumerate(real_context(ctx, valid)):
+            assert len(real) >= 2  # the context floor
+            assert all(x < y for x, y in zip(real, real[1:]))  # sorted, no duplicates
+            # padding comes last, after the real tokens
+            assert valid[b].tolist() == [True] * len(real) + [False] * (ctx.shape[1] - len(real))
+            assert not set(real) & set(tgt[b].flatten().tolist())  # targets removed from context
             for t in range(T):  # each target is a full h x w rectangle
                 rows = (tgt[b, t] // grid).unique()
                 cols = (tgt[b, t] % grid).unique()
@@ -47,10 +55,11 @@ def test_every_position_reachable_and_context_near_paper_ratio():
     ctx_hits = torch.zeros(grid * grid)
     ratios = []
     for seed in range(300):
-        ctx, tgt = draw(gen, 16, seed)
+        ctx, tgt, valid = draw(gen, 16, seed)
         tgt_hits += torch.bincount(tgt.flatten(), minlength=grid * grid)
-        ctx_hits += torch.bincount(ctx.flatten(), minlength=grid * grid)
-        ratios.append(ctx.shape[1] / grid ** 2)
+        real = ctx[valid]
+        ctx_hits += torch.bincount(real, minlength=grid * grid)
+        ratios.append(len(real) / 16 / grid ** 2)
     assert (tgt_hits > 0).all() and (ctx_hits > 0).all()  # last row and column included
     # No raster-order bias: coverage is symmetric under vertical and horizontal flips.
     for hits in (tgt_hits.view(grid, grid), ctx_hits.view(grid, grid)):
@@ -62,7 +71,7 @@ def test_every_position_reachable_and_context_near_paper_ratio():
 def test_same_seed_same_masks_and_no_hang_on_3x3():
     gen = MultiBlockMaskGenerator(3, num_targets=2, target_scale=(0.1, 0.2), min_context=1)
     a, b = draw(gen, 4, 7), draw(gen, 4, 7)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
     for seed in range(500):
         draw(gen, 4, seed)
 
@@ -70,3 +79,32 @@ def test_same_seed_same_masks_and_no_hang_on_3x3():
 def test_impossible_config_is_an_error():
     with pytest.raises(ValueError, match="min_context"):
         MultiBlockMaskGenerator(3, num_targets=4, target_scale=(0.3, 0.4), min_context=2)
+
+
+def test_pad_context_round_trips_any_mask():
+    in_context = torch.rand(6, 20, generator=torch.Generator().manual_seed(0)) < 0.4
+    in_context[:, 0] = True  # at least one patch each
+    ctx, valid = pad_context(in_context)
+    assert ctx.shape[1] == int(in_context.sum(1).max())
+    rebuilt = torch.zeros_like(in_context)
+    for b in range(6):
+        rebuilt[b, ctx[b][valid[b]]] = True
+        assert (ctx[b][~valid[b]] == ctx[b, 0]).all()  # padding repeats a real index
+    assert torch.equal(rebuilt, in_context)
+    assert pad_context(torch.ones(3, 5, dtype=torch.bool))[1].all()  # equal counts: nothing padded
+
+
+def test_context_does_not_depend_on_the_batch_size():
+    """The old collator cut every sample to the batch's smallest context (~40% lost at batch 1024):
+    now a sample's expected context size is the same at batch 1 and at batch 256."""
+    gen = MultiBlockMaskGenerator(12)
+
+    def mean_context(batch, draws):
+        sizes = []
+        for seed in range(draws):
+            ctx, _, valid = draw(gen, batch, seed)
+            sizes += valid.sum(1).tolist()
+        return sum(sizes) / len(sizes)
+
+    small, large = mean_context(1, 3000), mean_context(256, 100)
+    assert abs(large - small) < 0.05 * small, (small, large)

@@ -1,7 +1,8 @@
 """The fast paths compute what the slow, obvious code computes.
 
-- The batched predictor (all targets of all samples in one call, tokens picked with gathers) gives
-  the same loss and gradients as a per-sample, per-target loop.
+- The batched predictor (all targets of all samples in one call, tokens picked with gathers, each
+  sample's context padded to the batch's largest with a key-padding mask) gives the same loss and
+  gradients as a per-sample, per-target loop over each sample's own, unpadded context.
 - A torch.compile'd training step matches the eager one over a few steps whose mask sizes change,
   from ONE compiled graph (the mask lengths are dynamic, not a recompile per step).
 - Mask generation and the data path give the documented shapes and dtypes on 'meta' and the CPU.
@@ -36,9 +37,10 @@ def slow_encode(vit, image: torch.Tensor, keep: torch.Tensor | None = None) -> t
     return vit.norm(x)
 
 
-def reference_loss(model, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor):
+def reference_loss(model, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
+                   context_valid: torch.Tensor | None):
     """I-JEPA's loss the slow way: per sample, per target block, one predictor call on
-    (that sample's context tokens + that block's mask tokens)."""
+    (that sample's own context tokens, no padding + that block's mask tokens)."""
     pred = model.predictor
     B, T, Kt = target_idx.shape
     squared_errors = []
@@ -46,8 +48,9 @@ def reference_loss(model, images: torch.Tensor, context_idx: torch.Tensor, targe
         with torch.no_grad():
             teacher = slow_encode(model.target_encoder, images[b])
             teacher = F.layer_norm(teacher, teacher.shape[-1:])
-        context = pred.proj_in(slow_encode(model.encoder, images[b], context_idx[b]))
-        context = context + pred.pos_embed[context_idx[b]]
+        keep = context_idx[b] if context_valid is None else context_idx[b][context_valid[b]]
+        context = pred.proj_in(slow_encode(model.encoder, images[b], keep))
+        context = context + pred.pos_embed[keep]
         for t in range(T):
             queries = pred.mask_token[0] + pred.pos_embed[target_idx[b, t]]
             y = torch.cat([context, queries])[None]
@@ -67,13 +70,15 @@ def test_batched_predictor_matches_per_target_reference():
         for p in model.target_encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))
     step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
-    images, context_idx, target_idx = step.inputs(torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
+    images, context_idx, target_idx, context_valid = step.inputs(
+        torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
     assert target_idx.shape[1] == 3
+    assert not context_valid.all()  # context counts differ: padding is used
 
     params = [p for p in model.parameters() if p.requires_grad]  # the student's and the predictor's
-    loss, _ = model(images, context_idx, target_idx)
+    loss, _ = model(images, context_idx, target_idx, context_valid)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    ref = reference_loss(model, images, context_idx, target_idx)
+    ref = reference_loss(model, images, context_idx, target_idx, context_valid)
     ref_grads = torch.autograd.grad(ref, params, allow_unused=True)
 
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-7)
@@ -123,12 +128,13 @@ def test_masks_and_data_path_shapes(device):
         images_u8 = torch.zeros(4, channels, 40, 40, dtype=torch.uint8, device=dev)
         images = step.augment(images_u8, 0)
         assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32 and images.device == dev
-    context_idx, target_idx = step.masks(4, 0)
-    assert context_idx.dtype == target_idx.dtype == torch.int64
-    assert context_idx.device == target_idx.device == dev
+    context_idx, target_idx, context_valid = step.masks(4, 0)
+    assert context_idx.dtype == target_idx.dtype == torch.int64 and context_valid.dtype == torch.bool
+    assert context_idx.device == target_idx.device == context_valid.device == dev
+    assert context_valid.shape == context_idx.shape
     assert context_idx.ndim == 2 and context_idx.shape[0] == 4
     assert target_idx.ndim == 3 and target_idx.shape[:2] == (4, 2)
-    images, c2, t2 = step.inputs(torch.zeros(4, 3, 40, 40, dtype=torch.uint8), 0)
+    images, c2, t2, _ = step.inputs(torch.zeros(4, 3, 40, 40, dtype=torch.uint8), 0)
     assert c2.shape == context_idx.shape and t2.shape == target_idx.shape and images.device == dev
     if device == "cpu":  # values: in range, context and targets disjoint
         grid = cfg.model.image_size // cfg.model.patch_size

@@ -93,6 +93,15 @@ def rescale_residual_branches(blocks: nn.ModuleList) -> None:
             block.mlp.fc2.weight.div_((2.0 * layer) ** 0.5)
 
 
+def key_padding_bias(valid: torch.Tensor | None) -> torch.Tensor | None:
+    """bool [B, K] (True = a real token) -> additive attention bias [B, 1, 1, K]: 0 for real keys,
+    -inf for padding. Padded queries still get an output (ignored by the caller). None -> None."""
+    if valid is None:
+        return None
+    return torch.zeros(valid.shape, dtype=torch.float32, device=valid.device).masked_fill_(
+        ~valid, float("-inf"))[:, None, None, :]
+
+
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Select tokens per sample. x: [B, N, D], idx: [B, K] (long) -> [B, K, D]."""
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Block, init_weights, rescale_residual_branches, sincos_pos_embed_2d
+from .layers import Block, init_weights, key_padding_bias, rescale_residual_branches, sincos_pos_embed_2d
 
 
 class Predictor(nn.Module):
@@ -30,13 +30,15 @@ class Predictor(nn.Module):
         if self.mask_token is not None:
             nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
+                context_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Predict target features.
 
-        context:     [B, Kc, D_enc] encoder output on the context tokens
-        context_idx: [B, Kc] grid positions of the context tokens
-        target_idx:  [B, T, Kt] grid positions of T target blocks of Kt tokens each
-        returns:     [B, T, Kt, D_enc]
+        context:       [B, Kc, D_enc] encoder output on the context tokens
+        context_idx:   [B, Kc] grid positions of the context tokens
+        target_idx:    [B, T, Kt] grid positions of T target blocks of Kt tokens each
+        context_valid: optional bool [B, Kc]; False = padding, never attended to
+        returns:       [B, T, Kt, D_enc]
         """
         B, T, Kt = target_idx.shape
         Kc = context_idx.shape[1]
@@ -46,8 +48,12 @@ class Predictor(nn.Module):
         # Row b*T + t = context of sample b + mask tokens of its block t (one copy: cat reads the
         # context through a broadcast view).
         x = torch.cat([ctx.unsqueeze(1).expand(-1, T, -1, -1), queries], dim=2).view(B * T, Kc + Kt, -1)
+        bias = None
+        if context_valid is not None:  # keys: the row's context (padding masked) + its mask tokens
+            valid = torch.cat([context_valid, context_valid.new_ones(B, Kt)], dim=1)  # [B, Kc + Kt]
+            bias = key_padding_bias(valid.repeat_interleave(T, dim=0))  # [B*T, 1, 1, Kc + Kt]
         for block in self.blocks:
-            x = block(x)
+            x = block(x, bias)
         out = self.proj_out(self.norm(x[:, Kc:]))  # [B*T, Kt, D_enc]
         return out.view(B, T, Kt, -1)
 

@@ -1,7 +1,8 @@
 """The encoder: a plain ViT without CLS token (I-JEPA / lucidrains "simple ViT" style).
 
 Patches -> linear embedding -> + fixed 2-D sin-cos positions (added once) -> pre-norm blocks
--> final LayerNorm. With `keep_idx` only the kept tokens go through the blocks (I-JEPA context).
+-> final LayerNorm. With `keep_idx` only the kept tokens go through the blocks (I-JEPA context);
+`keep_valid` marks padding when samples keep different numbers of tokens.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Block, gather_tokens, init_weights, rescale_residual_branches, sincos_pos_embed_2d
+from .layers import (Block, gather_tokens, init_weights, key_padding_bias, rescale_residual_branches,
+                     sincos_pos_embed_2d)
 
 
 @dataclass
@@ -72,13 +74,16 @@ class VisionTransformer(nn.Module):
         x = F.linear(patches, weight.reshape(weight.shape[0], -1), self.patch_embed.bias)
         return x + self.pos_embed.to(x.dtype)
 
-    def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None) -> torch.Tensor:
-        """images: [B, C, H, W]; keep_idx: optional [B, K] token indices -> tokens [B, K or N, D]."""
+    def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None,
+                keep_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """images: [B, C, H, W]; keep_idx: optional [B, K] token indices; keep_valid: optional bool
+        [B, K], False = a padding slot that no token attends to -> tokens [B, K or N, D]."""
         x = self.embed(images)
         if keep_idx is not None:
             x = gather_tokens(x, keep_idx)
+        bias = key_padding_bias(keep_valid)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, bias)
         return self.norm(x)
 
     def export(self) -> dict:
