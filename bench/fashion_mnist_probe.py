@@ -1,13 +1,15 @@
-"""Benchmark (not a test): does a short CPU pretraining on Fashion-MNIST beat its own random init?
+"""Benchmark (not a test): does a short CPU pretraining on Fashion-MNIST learn? Mean +- std over seeds.
 
-    python bench/fashion_mnist_probe.py --minutes 10
+    python bench/fashion_mnist_probe.py                        # experiment=cpu_small, 500 steps, seeds 0 1 2
+    python bench/fashion_mnist_probe.py --seeds 0 --steps 200 ema.gamma=0.996   # any TrainConfig override
 
-1. Times a few training steps, then pretrains a small I-JEPA (32 px, 8x8 patches of 4 px, encoder
-   192 x 4, predictor 128 x 3, batch 128, lr 1e-3, EMA from 0.99) for as many steps as fit the budget
-   (or exactly --steps, for figures that do not depend on the machine's load). If the machine slows
-   down, training is stopped (and saved) 5% past the budget.
-2. Probes (linear + k-NN) on 10k train images, scored on the 10k test images: the EMA teacher, the
-   student, the same encoder at its initial weights, and raw 28x28 pixels (same subsets).
+For each seed: pretrain `experiment=cpu_small` on Fashion-MNIST's 60k training images for a fixed
+number of steps (`--steps`, not wall time, so the figures do not depend on the machine's load), then
+probe (linear + 20-NN) on --train_samples training images, scored on the 10k test images: the EMA
+teacher, the student, the same encoder at its initial weights (the run's seed), and raw 28x28 pixels
+(once; the subsets are fixed). Prints one line per seed, then mean +- std; `--json` appends the
+summary (with the last log step's loss and collapse monitors) to a file, as the README's ablation
+table is built (bench/learning_ablation.sh).
 Data: Fashion-MNIST as the Debian package `dataset-fashion-mnist` installs it, or under --data.
 """
 from __future__ import annotations
@@ -15,10 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
+import statistics
 import sys
 import tempfile
-import threading
 import time
 
 import torch
@@ -28,96 +29,90 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from simple_ijepa.evaluation import STL10Eval  # noqa: E402
 from simple_ijepa.export import load_encoder  # noqa: E402
 from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
+from simple_ijepa.plots import read_metrics  # noqa: E402
 from simple_ijepa.training.checkpoint import checkpoint_names  # noqa: E402
-from simple_ijepa.training.trainer import Preempted, make_config, train  # noqa: E402
+from simple_ijepa.training.trainer import make_config, train  # noqa: E402
 
-MODEL = [
-    "data.dataset_name=fashion_mnist", "model.image_size=32", "model.patch_size=4", "model.hidden_dim=192",
-    "model.depth=4", "model.heads=3", "model.predictor_dim=128", "model.predictor_depth=3",
-    "model.predictor_heads=2", "dataloader.batch_size=128", "dataloader.num_workers=0",
-    "optim.learning_rate=1e-3", "ema.gamma=0.99", "eval.enabled=false",
-]
+ENCODERS = ("teacher", "student", "random init")
+MONITORS = ("loss", "loss_pred", "teacher_pooled_std", "teacher_token_std", "teacher_rankme")
 
 
-def config(args, save_dir: str, max_steps: int, log_every: int):
-    return make_config(MODEL + [f"data.dataset_path={args.data}", f"seed={args.seed}",
-                                f"logging.save_model_dir={save_dir}", f"optim.max_steps={max_steps}",
-                                f"logging.log_every_n_steps={log_every}"])
-
-
-def plan_steps(args, work: str) -> tuple[int, float]:
-    """Run 30 steps; return (steps that fit the rest of the budget, seconds per step)."""
+def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
+    """Pretrain one seed, probe its teacher, student and random init; return the figures."""
+    save_dir = os.path.join(work, f"seed{seed}")
+    cfg = make_config(["experiment=cpu_small", "data.dataset_name=fashion_mnist", f"data.dataset_path={args.data}",
+                       f"seed={seed}", f"optim.max_steps={args.steps}", "eval.enabled=false",
+                       f"logging.save_model_dir={save_dir}"] + args.overrides)
     t0 = time.perf_counter()
-    out = train(config(args, os.path.join(work, "timing"), 30, 10))
-    spent = time.perf_counter() - t0
-    per_step = 128 / out["metrics"]["images_per_s"]  # over the last 10 steps: warm
-    overhead = spent - 30 * per_step  # start-up, data loading, checkpoints
-    return max(1, int((args.minutes * 60 - spent - overhead) / per_step)), per_step
+    train(cfg)
+    minutes = (time.perf_counter() - t0) / 60
+    last = read_metrics(save_dir)[-1]
+    ckpt = os.path.join(save_dir, checkpoint_names(cfg.variant)[0])
+    torch.manual_seed(seed)  # the trainer seeds the same way: this is the run's starting encoder
+    encoders = {"teacher": load_encoder(ckpt, teacher=True), "student": load_encoder(ckpt, teacher=False)}
+    encoders["random init"] = VisionTransformer(encoders["teacher"].config)
+    result = {"seed": seed, "train_minutes": minutes, **{k: last[k] for k in MONITORS if k in last}}
+    for name, encoder in encoders.items():
+        r = evaluator.evaluate(encoder.eval(), name=name)
+        result[f"{name} linear"], result[f"{name} knn"] = r["probe_acc"], r["knn_acc"]
+    return result
 
 
-def train_until(cfg, seconds: float | None) -> dict:
-    """train(cfg), stopped by SIGUSR1 if still running after `seconds` (the machine slowed down):
-    the trainer then saves its current step and exits. Returns the last line of metrics.jsonl."""
-    signal.signal(signal.SIGUSR1, lambda *_: None)  # a late signal, after train() returns, is harmless
-    timer = threading.Timer(seconds or 0, os.kill, (os.getpid(), signal.SIGUSR1))
-    if seconds is not None:
-        timer.start()
-    try:
-        train(cfg)
-    except Preempted:
-        print("budget reached: stopped early (cosine LR / EMA schedules cut short)", flush=True)
-    finally:
-        timer.cancel()
-    with open(os.path.join(cfg.logging.save_model_dir, "metrics.jsonl")) as f:
-        return json.loads(f.read().splitlines()[-1])
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget for pretraining")
+    p.add_argument("overrides", nargs="*", help="TrainConfig key=value overrides, applied after the preset")
+    p.add_argument("--steps", type=int, default=500, help="pretraining steps per seed (the preset's 500)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data", default="./data", help="data root (the system copy is found on its own)")
-    p.add_argument("--steps", type=int, default=None, help="fixed step count instead of the time budget")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train_samples", type=int, default=10000, help="probe's train subset (of 60k)")
     p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
     p.add_argument("--out_dir", default=None, help="keep checkpoints here (default: a temporary folder)")
+    p.add_argument("--name", default=None, help="row name in the --json summary")
+    p.add_argument("--json", default=None, help="append the summary as one JSON line to this file")
     args = p.parse_args()
 
     work = args.out_dir or tempfile.mkdtemp(prefix="fmnist_bench_")
-    t0 = time.perf_counter()
-    if args.steps:
-        steps = args.steps
-    else:
-        steps, per_step = plan_steps(args, work)
-        print(f"timing: {per_step:.3f} s/step -> {steps} steps for a {args.minutes:g}-minute budget", flush=True)
-    run = os.path.join(work, "run")
-    cfg = config(args, run, steps, 100)
-    deadline = None if args.steps else 1.05 * args.minutes * 60 - (time.perf_counter() - t0)  # 5% grace
-    last = train_until(cfg, deadline)
-    minutes = (time.perf_counter() - t0) / 60
-    note = "" if args.steps else " (timing run included)"
-    print(f"pretrained {last['step']} steps ({last['step'] * 128 / 60000:.1f} epochs) in {minutes:.1f} min{note}; "
-          f"last loss {last['loss']:.4f}", flush=True)
-
-    ckpt = os.path.join(run, checkpoint_names("baseline")[0])
-    teacher, student = load_encoder(ckpt, teacher=True), load_encoder(ckpt, teacher=False)
-    torch.manual_seed(args.seed)  # the trainer seeds the same way: this is the run's starting encoder
-    random_init = VisionTransformer(teacher.config).eval()
-
+    image_size = make_config(["experiment=cpu_small"] + args.overrides).model.image_size
     kw = dict(dataset_path=args.data, dataset_name="fashion_mnist", classifier=args.classifier,
               max_train_samples=args.train_samples, device="cpu")
-    evaluator = STL10Eval(32, **kw)
-    raw = STL10Eval(28, **kw)  # 28 px = no resize: the raw pixels
-    rows = {"EMA teacher": evaluator.evaluate(teacher, name="teacher"),
-            "student": evaluator.evaluate(student, name="student"),
-            f"random init (seed {args.seed})": evaluator.evaluate(random_init, name="random init"),
-            "raw pixels": raw.evaluate(lambda x: x[:, 0].flatten(1), name="raw pixels")}
-    n_train, n_test = len(evaluator.train_set), len(evaluator.test_set)
-    print(f"\nFashion-MNIST: {min(args.train_samples, n_train)} train / {n_test} test images, "
-          f"{args.classifier} linear probe, {evaluator.knn_k}-NN")
-    print(f"{'features':<24}{'linear probe':>14}{'k-NN':>10}")
-    for name, r in rows.items():
-        print(f"{name:<24}{r['probe_acc']:>14.4f}{r['knn_acc']:>10.4f}")
+    evaluator = STL10Eval(image_size, **kw)
+    pixels = STL10Eval(28, **kw).evaluate(lambda x: x[:, 0].flatten(1), name="raw pixels")  # 28 px = as stored
+
+    rows = []
+    for seed in args.seeds:
+        rows.append(run_seed(args, seed, work, evaluator))
+        r = rows[-1]
+        print(f"seed {seed}: {args.steps} steps in {r['train_minutes']:.1f} min, loss {r['loss']:.4f}, "
+              + ", ".join(f"{e} {r[e + ' linear']:.4f}/{r[e + ' knn']:.4f}" for e in ENCODERS), flush=True)
+
+    summary = {"name": args.name or " ".join(args.overrides) or "cpu_small", "overrides": args.overrides,
+               "steps": args.steps, "seeds": args.seeds, "classifier": args.classifier,
+               "raw pixels linear": pixels["probe_acc"], "raw pixels knn": pixels["knn_acc"]}
+    for key in rows[0]:
+        if key != "seed":
+            summary[key] = mean_std([r[key] for r in rows])
+    n_test = len(evaluator.test_set)
+    print(f"\nFashion-MNIST, experiment=cpu_small {' '.join(args.overrides)}: {args.steps} steps x "
+          f"{len(args.seeds)} seeds; probe fit on {min(args.train_samples, len(evaluator.train_set))} train images, "
+          f"scored on {n_test} test; {args.classifier} linear probe, {evaluator.knn_k}-NN (mean +- std over seeds)")
+    print(f"{'features':<16}{'linear probe':>18}{'k-NN':>18}")
+    for e in ENCODERS:
+        (lm, ls), (km, ks) = summary[f"{e} linear"], summary[f"{e} knn"]
+        print(f"{e:<16}{lm:>11.4f} +- {ls:.4f}{km:>11.4f} +- {ks:.4f}")
+    print(f"{'raw pixels':<16}{pixels['probe_acc']:>11.4f}{'':>7}{pixels['knn_acc']:>11.4f}")
+    gain = [r["teacher linear"] - r["random init linear"] for r in rows]
+    gain_knn = [r["teacher knn"] - r["random init knn"] for r in rows]
+    print(f"teacher - random init: linear {mean_std(gain)[0]:+.4f} +- {mean_std(gain)[1]:.4f}, "
+          f"k-NN {mean_std(gain_knn)[0]:+.4f} +- {mean_std(gain_knn)[1]:.4f}")
+    if args.json:
+        summary["teacher gain linear"], summary["teacher gain knn"] = mean_std(gain), mean_std(gain_knn)
+        summary["per_seed"] = rows
+        with open(args.json, "a") as f:
+            f.write(json.dumps(summary) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ Every key of the README's tables keeps its name and default. Keys we added are m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .errors import ConfigError
 from .masking import smallest_target_area
+from .presets import PRESETS
 
 VARIANTS = ("baseline", "gated")
 DATASETS = ("stl10", "digits", "fashion_mnist", "cifar10", "folder")
@@ -35,6 +36,8 @@ class IJEPAConfig:
     predictor_heads: int = 6
     num_targets: int = 4
     loss: str = "mse"  # (new) "mse" (README's results) or "smooth_l1" (paper's code)
+    sigreg_weight: float = 0.0  # (new) weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
+    sigreg_slices: int = 256  # (new) random directions per step for SIGReg
     # Gated I-JEPA (variant=gated)
     lambda_gates: float = 1.0
     gate_exp_alpha: float = 4.0
@@ -131,7 +134,17 @@ class TrainConfig:
     debug: DebugConfig = field(default_factory=DebugConfig)
 
 
-ConfigStore.instance().store(name="train_config", node=TrainConfig)
+@dataclass
+class HydraTrainConfig(TrainConfig):
+    """TrainConfig plus Hydra's defaults list, so that `experiment=NAME` picks a preset (the
+    `experiment` group) and any other `key=value` still overrides it. Hydra drops `defaults`."""
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"experiment": None}])
+
+
+_store = ConfigStore.instance()
+_store.store(name="train_config", node=HydraTrainConfig)
+for _name, _overrides in PRESETS.items():
+    _store.store(group="experiment", name=_name, node=_overrides, package="_global_")
 
 
 def resolve_precision(optim) -> str:
@@ -192,6 +205,10 @@ def validate(cfg) -> None:
     _check(m.gate_beta > 0, "model.gate_beta", f"the temperature must be > 0, got {m.gate_beta}.")
     _check(m.gate_gamma < 0 and m.gate_zeta > 1, "model.gate_gamma",
            f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got ({m.gate_gamma}, {m.gate_zeta}).")
+    _check(m.sigreg_weight >= 0, "model.sigreg_weight", f"must be >= 0 (0 = off), got {m.sigreg_weight}.")
+    _check(m.sigreg_slices >= 1, "model.sigreg_slices", f"must be >= 1, got {m.sigreg_slices}.")
+    _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
+           "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
 
     mk = cfg.mask

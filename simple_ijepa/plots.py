@@ -1,4 +1,4 @@
-"""Plots of a run from its metrics file: `loss.png` and `probe.png` in the run directory.
+"""Plots of a run from its metrics file: `loss.png`, `probe.png` and `collapse.png` in the run directory.
 
     python -m simple_ijepa.plots ./models        # any logging.save_model_dir
 """
@@ -16,18 +16,21 @@ def read_metrics(run_dir: str) -> list[dict]:
 
 
 def plot_run(run_dir: str) -> list[str]:
-    """Write loss.png (and probe.png when the run probed) into run_dir; return the paths written."""
+    """Write loss.png, collapse.png (teacher collapse monitors) and probe.png (when the run probed)
+    into run_dir; return the paths written."""
     from matplotlib.figure import Figure  # an Agg canvas; pyplot and the global backend stay untouched
 
     rows = read_metrics(run_dir)
     written = []
-    panels = [("loss", "loss.png", "training loss"),
-              ("probe", "probe.png", "accuracy (linear probe / k-NN)")]
-    for prefix, name, ylabel in panels:
-        keys = sorted({k for r in rows for k in r if k == prefix or
-                       (prefix == "probe" and k.startswith(("probe_", "knn_")))})
-        if prefix == "loss":
-            keys = [k for k in ("loss", "loss_pred", "gate_penalty") if any(k in r for r in rows)]
+    panels = [("loss", "loss.png", "training loss", ("loss", "loss_pred", "gate_penalty", "sigreg")),
+              ("collapse", "collapse.png", "teacher feature spread / effective rank",
+               ("teacher_pooled_std", "teacher_token_std", "teacher_rankme")),
+              ("probe", "probe.png", "accuracy (linear probe / k-NN)", None)]
+    for prefix, name, ylabel, wanted in panels:
+        if wanted is None:
+            keys = sorted({k for r in rows for k in r if k.startswith(("probe_", "knn_"))})
+        else:
+            keys = [k for k in wanted if any(k in r for r in rows)]
         if not keys:
             continue
         fig = Figure(figsize=(6, 4), dpi=120)
@@ -37,7 +40,7 @@ def plot_run(run_dir: str) -> list[str]:
             ax.plot(*zip(*pts), marker="o" if prefix == "probe" else None, markersize=3, label=k)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
-        if prefix == "loss":
+        if prefix != "probe":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -30,7 +30,10 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
     rows = metrics(tmp_path)
     assert [r["step"] for r in rows] == [10, 20, 30, 40]
     assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]
-    assert rows[-1]["ema_momentum"] == 1.0 and rows[-1]["target_std"] > 0
+    assert rows[-1]["ema_momentum"] == 1.0
+    for key in ("teacher_pooled_std", "teacher_token_std", "teacher_rankme"):  # collapse monitors, every row
+        assert all(r[key] > 0 for r in rows), key
+    assert os.path.isfile(tmp_path / "collapse.png")
     for name in ("training_model_ddp.pth", "encoder_ddp.pth", "encoder_ddp.safetensors"):
         assert os.path.isfile(tmp_path / name)
     state = torch.load(tmp_path / "training_model_ddp.pth", weights_only=False)

@@ -148,7 +148,6 @@ class GatedIJEPA(JEPA):
             "open_frac": open_prob.detach().mean(),  # expected share of open gates, P(z > 0)
             "open_frac_hard": (out.z.detach() > 0).float().mean(),  # share open in this step's gates
             "gate_mean": out.z.detach().mean(),
-            "target_std": target.mean(1).float().std(0).mean(),  # collapse monitor, as the baseline
         }
         return loss, stats
 

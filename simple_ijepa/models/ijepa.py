@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .layers import gather_tokens
 from .predictor import Predictor
+from .sigreg import sigreg
 from .vit import VisionTransformer, ViTConfig
 
 
@@ -22,6 +23,14 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
     if kind == "smooth_l1":
         return F.smooth_l1_loss(pred, target)
     return F.mse_loss(pred, target)
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean over tokens of x [B, K, D], counting only valid [B, K] ones (all when None) -> [B, D]."""
+    if valid is None:
+        return x.mean(1)
+    w = valid.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(1) / w.sum(1)
 
 
 class JEPA(nn.Module):
@@ -67,22 +76,30 @@ class IJEPA(JEPA):
     def __init__(self, model_cfg):
         super().__init__(model_cfg)
         m = model_cfg
-        self.loss_kind = str(m.loss)  # a plain str: forward reads no DictConfig (a torch.compile graph break)
+        # Plain values: forward reads no DictConfig (a torch.compile graph break).
+        self.loss_kind = str(m.loss)
+        self.sigreg_weight, self.sigreg_slices = float(m.sigreg_weight), int(m.sigreg_slices)
         self.predictor = Predictor(grid=m.image_size // m.patch_size, embed_dim=m.hidden_dim, dim=m.predictor_dim,
                                    depth=m.predictor_depth, heads=m.predictor_heads, head_dim=m.head_dim,
                                    mlp_ratio=m.mlp_ratio)
 
-    def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor):
-        """images: [B, C, H, W]; context_idx: [B, Kc]; target_idx: [B, T, Kt] -> (loss, stats)."""
+    def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
+                context_valid: torch.Tensor | None = None):
+        """images: [B, C, H, W]; context_idx: [B, Kc]; target_idx: [B, T, Kt]; context_valid: optional
+        bool [B, Kc] (False = padding, see masking.py) -> (loss, stats).
+
+        loss = regression(predictor(encoder(context)), LN(teacher(image))[targets])
+               + model.sigreg_weight * SIGReg(mean-pooled student context tokens)   (if the weight > 0)
+        """
         B, T, Kt = target_idx.shape
         h = self.teacher_features(images)  # [B, N, D]
         targets = gather_tokens(h, target_idx.reshape(B, T * Kt)).view(B, T, Kt, -1)
-        z = self.encoder(images, keep_idx=context_idx)  # [B, Kc, D]
-        pred = self.predictor(z, context_idx, target_idx)  # [B, T, Kt, D]
-        loss = regression_loss(pred.float(), targets.float(), self.loss_kind)
-        stats = {
-            "loss_pred": loss.detach(),
-            # Collapse monitor: spread of the teacher's mean-pooled features across the batch.
-            "target_std": h.mean(1).float().std(0).mean(),
-        }
-        return loss, stats
+        z = self.encoder(images, keep_idx=context_idx, keep_valid=context_valid)  # [B, Kc, D]
+        pred = self.predictor(z, context_idx, target_idx, context_valid)  # [B, T, Kt, D]
+        loss_pred = regression_loss(pred.float(), targets.float(), self.loss_kind)
+        stats = {"loss_pred": loss_pred.detach()}
+        if self.sigreg_weight == 0:
+            return loss_pred, stats
+        reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices)
+        stats["sigreg"] = reg.detach()
+        return loss_pred + self.sigreg_weight * reg, stats

@@ -87,8 +87,9 @@ class TrainStep:
         return random_resized_crop(images_u8, cfg.model.image_size, tuple(cfg.data.crop_scale),
                                    hflip=cfg.data.hflip, generator=self.aug_gen)
 
-    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(context_idx [B, Kc], target_idx [B, T, Kt]) long tensors on the device.
+    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, ...]:
+        """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool) on the device
+        (context padded to the batch's largest count; masking.py).
 
         Built on the host, pinned and sent with non-blocking copies: two separate tensors rather
         than views of one buffer, so that a compiled model sees no aliased inputs and no storage
@@ -101,11 +102,11 @@ class TrainStep:
             return masks
         if self.device.type == "cuda":
             masks = tuple(m.pin_memory() for m in masks)
-        ctx, tgt = (m.to(self.device, non_blocking=True) for m in masks)
-        return ctx, tgt
+        return tuple(m.to(self.device, non_blocking=True) for m in masks)
 
     def inputs(self, images_u8: torch.Tensor, step: int) -> tuple:
-        """uint8 [B, C, H, W] -> (images [B, 3, S, S],) or (images, context_idx [B, Kc], target_idx [B, T, Kt])."""
+        """uint8 [B, C, H, W] -> (images [B, 3, S, S],) or
+        (images, context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc])."""
         images = self.augment(images_u8, step)
         if self.mask_gen is None:
             return (images,)
@@ -117,12 +118,13 @@ class TrainStep:
         lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if self.dynamic_masks and len(inputs) == 3:
+        if self.dynamic_masks and len(inputs) == 4:
             # Kc and Kt vary per batch: compile them as symbolic sizes, not as constants.
             torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
             torch._dynamo.maybe_mark_dynamic(inputs[2], 2)
-        if cfg.variant == "gated":  # its gate noise comes from the global RNG: same step, same gates
-            torch.manual_seed(step_seed(cfg.seed, self.rank, step))
+            torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
+        # Gate noise and SIGReg directions come from the global RNG: same step, same draws.
+        torch.manual_seed(step_seed(cfg.seed, self.rank, step))
         with autocast(self.device, self.precision):
             loss, stats = self.net(*inputs)
         self.optimizer.zero_grad(set_to_none=True)

@@ -23,12 +23,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from ..analysis.collapse import collapse_stats, collapse_warning
 from ..config import TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
 from ..export import save_encoder
 from ..models import build_model
 from ..plots import plot_run
+from ..presets import PRESETS
 from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
@@ -36,7 +38,7 @@ from .schedules import ema_momentum
 from .step import TrainStep, compile_net, effective_precision
 
 log = logging.getLogger("simple_ijepa")
-BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac")
+BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac", "teacher_pooled_std", "teacher_rankme")
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on request, rerun to continue"
 
 
@@ -50,10 +52,20 @@ class NonFiniteLoss(RuntimeError):
 
 
 def make_config(overrides: list[str] | None = None) -> DictConfig:
-    """The TrainConfig with `key=value` overrides, outside Hydra (tests, demo, notebooks)."""
+    """The TrainConfig with `key=value` overrides, outside Hydra (tests, demo, notebooks).
+
+    As on the command line, `experiment=NAME` applies a preset first and the other overrides win.
+    """
     cfg = OmegaConf.structured(TrainConfig)
+    overrides = list(overrides or [])
+    for item in [o for o in overrides if o.startswith("experiment=")]:
+        overrides.remove(item)
+        name = item.split("=", 1)[1]
+        if name not in PRESETS:
+            raise ConfigError(f"Invalid config `experiment`: no preset {name!r}; there are {sorted(PRESETS)}.")
+        cfg = OmegaConf.merge(cfg, PRESETS[name])
     if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
     return cfg
 
 
@@ -203,6 +215,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     log_every = cfg.logging.log_every_n_steps
     losses = torch.zeros(log_every, device=device)
     last_metrics: dict = {}
+    warned_collapse = False
     n_params = sum(p.numel() for p in model.encoder.parameters())
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
              f"{world} process(es) on {device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
@@ -239,6 +252,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     "images_per_s": (step - step_last) * B * world / max(now - t_last, 1e-9),
                     **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
                 }
+                if info.is_main:
+                    warned_collapse = _monitor_collapse(model, inputs[0], last_metrics, warned_collapse)
                 _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name)
                 if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
                     from ..analysis.debug_outputs import save_debug_outputs
@@ -281,6 +296,18 @@ def _is_scalar(v) -> bool:
 
 def _scalar(v) -> float:
     return float(v.item() if torch.is_tensor(v) else v)
+
+
+def _monitor_collapse(model, images: torch.Tensor, metrics: dict, warned: bool) -> bool:
+    """Add the teacher's collapse monitors on this batch to `metrics` (teacher_pooled_std,
+    teacher_token_std, teacher_rankme); warn once per run when one falls below its threshold.
+    Returns whether a warning has been given."""
+    stats = collapse_stats(model.teacher_features(images))
+    metrics.update({f"teacher_{k}": v for k, v in stats.items()})
+    message = None if warned else collapse_warning(stats)
+    if message:
+        log.warning(f"step {metrics['step']}: {message}")
+    return warned or message is not None
 
 
 def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:

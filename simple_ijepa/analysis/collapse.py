@@ -1,0 +1,51 @@
+"""Collapse monitors for the teacher's features (logged at every log step, warned about once).
+
+A JEPA can lower its loss by making the teacher's features predictable instead of informative.
+Three cheap, label-free signals on one batch of layer-normed teacher tokens h [B, N, D]:
+- `pooled_std`: std across the batch of the mean-pooled feature, averaged over channels. All
+  images mapping to the same vector drives it to 0.
+- `token_std`: std across the N positions within one image, averaged over channels and images.
+  Near 0 = every token of an image is the same vector (nothing spatial left to predict).
+- `rankme`: effective rank of the pooled features [B, D] (RankMe, Garrido et al. 2023):
+  exp(entropy of the normalised singular values), in [1, min(B, D)]. It tracks downstream
+  accuracy without labels and falls first in a dimensional collapse. We centre the features
+  over the batch first: pooled layer-normed tokens share a large mean vector, which would
+  otherwise take most of the spectrum and pin the rank near 2 whatever the features encode.
+"""
+from __future__ import annotations
+
+import torch
+
+# Warning thresholds. At random init (bench model, Fashion-MNIST) pooled_std is about 0.13,
+# token_std about 0.46 and rankme a few tens; runs that collapsed reached pooled_std < 0.02.
+THRESHOLDS = {"pooled_std": 0.01, "token_std": 0.05, "rankme": 2.0}
+LIKELY_CAUSES = ("a teacher that moves too fast (raise ema.gamma, e.g. 0.996-0.999), a learning rate too high "
+                 "or too short a warm-up (optim.learning_rate, optim.warmup_fraction), target blocks too small "
+                 "for the grid (mask.target_scale), or enable the anti-collapse regulariser "
+                 "(model.sigreg_weight=0.05)")
+
+
+def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """RankMe of embeddings z [B, D]: exp(-sum_k p_k log p_k), p_k = s_k / sum(s) + eps (Garrido et al. 2023)."""
+    s = torch.linalg.svdvals(z.float())
+    p = s / s.sum().clamp_min(eps) + eps
+    return torch.exp(-(p * p.log()).sum())
+
+
+@torch.no_grad()
+def collapse_stats(tokens: torch.Tensor) -> dict[str, float]:
+    """tokens [B, N, D] (teacher, layer-normed) -> {"pooled_std", "token_std", "rankme"} as floats."""
+    h = tokens.float()
+    pooled = h.mean(1)  # [B, D]
+    return {"pooled_std": float(pooled.std(0).mean()) if h.shape[0] > 1 else float("nan"),
+            "token_std": float(h.std(1).mean()) if h.shape[1] > 1 else float("nan"),
+            "rankme": float(effective_rank(pooled - pooled.mean(0)))}
+
+
+def collapse_warning(stats: dict[str, float]) -> str | None:
+    """A warning naming every monitor below its threshold and the likely causes, or None."""
+    low = [f"{k}={stats[k]:.4g} < {v:g}" for k, v in THRESHOLDS.items() if stats.get(k, float("inf")) < v]
+    if not low:
+        return None
+    return (f"Teacher features look collapsed ({', '.join(low)}): they no longer tell images apart, so the probe "
+            f"will be poor. Likely causes: {LIKELY_CAUSES}.")

@@ -1,0 +1,99 @@
+"""Collapse monitors and the SIGReg regulariser: they measure what they claim and reach the logs."""
+import logging
+
+import pytest
+import torch
+
+from simple_ijepa.analysis.collapse import THRESHOLDS, collapse_stats, collapse_warning, effective_rank
+from simple_ijepa.models.sigreg import sigreg
+from simple_ijepa.training.trainer import make_config, train
+
+from helpers import TINY_MODEL
+
+DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=2",
+                       "dataloader.batch_size=64", "dataloader.num_workers=0", "eval.enabled=false"]
+
+
+def test_monitors_tell_spread_from_collapse():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(64, 16, 32, generator=g)
+    stats = collapse_stats(spread)
+    assert stats["pooled_std"] == pytest.approx(0.25, rel=0.15)  # mean of 16 unit normals: std 1/4
+    assert stats["token_std"] == pytest.approx(1.0, rel=0.1)
+    assert stats["rankme"] > 20  # 32 independent directions
+    assert collapse_warning(stats) is None
+
+    same_image = torch.randn(1, 16, 32, generator=g).expand(64, -1, -1)  # every image alike
+    stats = collapse_stats(same_image)
+    assert stats["pooled_std"] < 1e-6 and stats["token_std"] > 0.5
+    message = collapse_warning(stats)
+    assert "pooled_std" in message and "ema.gamma" in message and "sigreg_weight" in message
+
+    flat_tokens = torch.randn(64, 1, 32, generator=g).expand(-1, 16, -1)  # every token of an image alike
+    assert collapse_stats(flat_tokens)["token_std"] < 1e-6
+    assert "token_std" in collapse_warning(collapse_stats(flat_tokens))
+
+
+def test_effective_rank_counts_directions():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(32, 32, generator=g))[0]
+    for k in (1, 4, 16):
+        z = torch.randn(256, k, generator=g) @ basis[:k]  # k equally strong directions
+        assert effective_rank(z) == pytest.approx(k, rel=0.25)
+
+
+def test_collapsed_run_warns_once(tmp_path, caplog, monkeypatch):
+    """A run whose teacher is collapsed (all weights zero: every image gives the same tokens) logs
+    one warning naming the monitors, and the monitors reach metrics.jsonl."""
+    import json
+
+    import simple_ijepa.models.ijepa as ijepa
+
+    original = ijepa.JEPA.teacher_features
+
+    def collapsed(self, images):
+        return torch.zeros_like(original(self, images)) + 1.0
+
+    monkeypatch.setattr(ijepa.JEPA, "teacher_features", collapsed)
+    with caplog.at_level(logging.WARNING, logger="simple_ijepa"):
+        train(make_config(DIGITS + ["optim.max_steps=6", "logging.log_every_n_steps=2",
+                                    f"logging.save_model_dir={tmp_path}"]))
+    warnings = [r.message for r in caplog.records if "look collapsed" in r.message]
+    assert len(warnings) == 1 and "pooled_std" in warnings[0]
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["teacher_pooled_std"] for r in rows] == [0.0, 0.0, 0.0]
+    assert all(r["teacher_rankme"] < THRESHOLDS["rankme"] for r in rows)
+
+
+def test_sigreg_is_small_for_gaussians_and_large_for_collapse():
+    torch.manual_seed(0)
+    gaussian = torch.randn(512, 64)
+    collapsed = torch.zeros(512, 64) + 0.01 * torch.randn(512, 64)
+    wide = 5 * torch.randn(512, 64)
+    shifted = torch.randn(512, 64) + 2.0
+    g, c, w, s = (float(sigreg(z)) for z in (gaussian, collapsed, wide, shifted))
+    # for a true Gaussian B * |ECF - exp(-t^2/2)|^2 stays O(1) (sampling noise); not so when off
+    assert g < 3.0 and c > 50 * g and w > 50 * g and s > 50 * g, (g, c, w, s)
+
+
+def test_sigreg_gradient_spreads_collapsed_embeddings():
+    torch.manual_seed(0)
+    z = (0.05 * torch.randn(256, 16)).requires_grad_()
+    before = z.detach().std(0).mean()
+    opt = torch.optim.Adam([z], lr=0.02)
+    for _ in range(50):
+        opt.zero_grad()
+        sigreg(z, num_slices=64).backward()
+        opt.step()
+    assert z.detach().std(0).mean() > 4 * before
+
+
+def test_sigreg_weight_adds_the_term_to_the_training_loss(tmp_path):
+    import json
+
+    train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2", "model.sigreg_weight=0.05",
+                                f"logging.save_model_dir={tmp_path}"]))
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert all(r["sigreg"] > 0 for r in rows)
+    # the logged loss is the window mean of loss_pred + weight * sigreg, so it exceeds loss_pred alone
+    assert rows[-1]["loss"] > rows[-1]["loss_pred"]
