@@ -193,6 +193,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     optimizer, scaler = train_step.optimizer, train_step.scaler
 
     step = 0
+    collapse_ref = None  # the collapse monitors at init (set before the first step, or from the checkpoint)
     ckpt_path = cfg.logging.ckpt_path
     if ckpt_path == "auto":
         ckpt_path = find_latest(save_dir, cfg.variant)
@@ -203,6 +204,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step = state["step"]
+        collapse_ref = state.get("collapse_reference")
         log.info(f"Resumed from {ckpt_path} at step {step} (epoch {step // steps_per_epoch}).")
         del state
 
@@ -230,6 +232,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                             pin_memory=device.type == "cuda")
         for images_u8, _ in loader:
             inputs = train_step.inputs(images_u8, step)
+            if step == 0 and info.is_main:  # the teacher at init: what the collapse monitors compare with
+                collapse_ref = collapse_stats(model.teacher_features(inputs[0]))
             loss, stats, lr = train_step(inputs, step)
             losses[step % log_every] = loss
             step += 1
@@ -253,8 +257,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
                 }
                 if info.is_main:
-                    warned_collapse = _monitor_collapse(model, inputs[0], last_metrics, warned_collapse)
-                _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name)
+                    collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
+                    warned_collapse = _monitor_collapse(model, inputs[0], last_metrics, collapse_ref, warned_collapse)
+                _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
+                            collapse_ref)
                 if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
                     from ..analysis.debug_outputs import save_debug_outputs
 
@@ -298,13 +304,13 @@ def _scalar(v) -> float:
     return float(v.item() if torch.is_tensor(v) else v)
 
 
-def _monitor_collapse(model, images: torch.Tensor, metrics: dict, warned: bool) -> bool:
+def _monitor_collapse(model, images: torch.Tensor, metrics: dict, reference: dict, warned: bool) -> bool:
     """Add the teacher's collapse monitors on this batch to `metrics` (teacher_pooled_std,
-    teacher_token_std, teacher_rankme); warn once per run when one falls below its threshold.
-    Returns whether a warning has been given."""
+    teacher_token_std, teacher_rankme); warn once per run when one falls below its threshold
+    relative to `reference` (the same monitors at init). Returns whether a warning has been given."""
     stats = collapse_stats(model.teacher_features(images))
     metrics.update({f"teacher_{k}": v for k, v in stats.items()})
-    message = None if warned else collapse_warning(stats)
+    message = None if warned else collapse_warning(stats, reference)
     if message:
         log.warning(f"step {metrics['step']}: {message}")
     return warned or message is not None
@@ -320,7 +326,8 @@ def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:
     return stop.requested
 
 
-def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name) -> None:
+def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
+                collapse_ref) -> None:
     if not info.is_main:
         return
     state = {
@@ -330,7 +337,7 @@ def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, trai
         "step": step, "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch,
         # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
         "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": cfg.seed},
-        "world_size": info.world_size,
+        "world_size": info.world_size, "collapse_reference": collapse_ref,
     }
     save_training_checkpoint(state, cfg.logging.save_model_dir, cfg.variant, cfg.logging.keep_last)
     save_encoder(model.target_encoder, os.path.join(cfg.logging.save_model_dir, encoder_name),
