@@ -257,6 +257,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
                 }
                 if info.is_main:
+                    # (a checkpoint written before references were saved: compare with this first log step)
                     collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
                     warned_collapse = _monitor_collapse(model, inputs[0], last_metrics, collapse_ref, warned_collapse)
                 _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
