@@ -87,11 +87,11 @@ class TrainStep:
         return random_resized_crop(images_u8, cfg.model.image_size, tuple(cfg.data.crop_scale),
                                    hflip=cfg.data.hflip, generator=self.aug_gen)
 
-    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, ...]:
+    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool) on the device
         (context padded to the batch's largest count; masking.py).
 
-        Built on the host, pinned and sent with non-blocking copies: two separate tensors rather
+        Built on the host, pinned and sent with non-blocking copies: three separate tensors rather
         than views of one buffer, so that a compiled model sees no aliased inputs and no storage
         offset that moves with Kc.
         """
