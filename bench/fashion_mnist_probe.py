@@ -8,16 +8,14 @@ number of steps (`--steps`, not wall time, so the figures do not depend on the m
 probe (linear + 20-NN) on --train_samples training images, scored on the 10k test images: the EMA
 teacher, the student, the same encoder at its initial weights (the run's seed), and raw 28x28 pixels
 (once; the subsets are fixed). Prints one line per seed, then mean +- std; `--json` appends the
-summary (with the last log step's loss and collapse monitors) to a file, as the README's ablation
-table is built (bench/learning_ablation.sh).
+summary (with the last log step's loss and collapse monitors) to a file; the README's ablation
+table was built from such lines.
 Data: Fashion-MNIST as the Debian package `dataset-fashion-mnist` installs it, or under --data.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import mean_std, seeded_bench_parser  # noqa: E402
 from simple_ijepa.evaluation import STL10Eval  # noqa: E402
 from simple_ijepa.export import load_encoder  # noqa: E402
 from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
@@ -58,21 +57,8 @@ def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
     return result
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("overrides", nargs="*", help="TrainConfig key=value overrides, applied after the preset")
-    p.add_argument("--steps", type=int, default=500, help="pretraining steps per seed (the preset's 500)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--data", default="./data", help="data root (the system copy is found on its own)")
-    p.add_argument("--train_samples", type=int, default=10000, help="probe's train subset (of 60k)")
-    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
-    p.add_argument("--out_dir", default=None, help="keep checkpoints here (default: a temporary folder)")
-    p.add_argument("--name", default=None, help="row name in the --json summary")
-    p.add_argument("--json", default=None, help="append the summary as one JSON line to this file")
+    p = seeded_bench_parser(__doc__.split("\n\n")[0], classifier="calibrated")
     args = p.parse_args()
 
     work = args.out_dir or tempfile.mkdtemp(prefix="fmnist_bench_")

@@ -46,6 +46,8 @@ class IJEPAConfig:
     gate_beta: float = 2.0 / 3.0
     gate_gamma: float = -0.1  # used: the hard-concrete stretch interval's lower end
     gate_zeta: float = 1.1  # used: the hard-concrete stretch interval's upper end
+    gate_lr_scale: float = 50.0  # (new) the gate head's learning rate = optim.learning_rate * this
+    gate_target_open: Optional[float] = 0.5  # (new) open fraction the penalty centres on; null = the seed's
 
 
 @dataclass
@@ -210,6 +212,9 @@ def validate(cfg) -> None:
     _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
            "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
+    _check(m.gate_lr_scale > 0, "model.gate_lr_scale", f"must be > 0, got {m.gate_lr_scale}.")
+    _check(m.gate_target_open is None or 0 < m.gate_target_open < 1, "model.gate_target_open",
+           f"must be in (0, 1), or null for the seed's penalty that pushes every gate shut; got {m.gate_target_open}.")
 
     mk = cfg.mask
     _check_range(mk.target_scale, "mask.target_scale", 0.0, 1.0)

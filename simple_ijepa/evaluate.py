@@ -3,18 +3,23 @@
     python -m simple_ijepa.evaluate --ckpt_path models/encoder_ddp.pth --dataset_name stl10 --dataset_path ./data
 
 `--ckpt_path` takes an encoder file (encoder_*.pth / .safetensors) or a training checkpoint (its
-EMA teacher; `--student` for the student). Prints linear-probe and k-NN top-1 accuracy.
+EMA teacher; `--student` for the student). A Gated I-JEPA training checkpoint
+(training_model_gated_ddp.pth) is probed four ways: the student with its learned gates ("gated",
+deterministic gates, gate-weighted mean), the student with every gate open ("all_open"), the EMA
+teacher, and random init. Prints linear-probe and k-NN top-1 accuracy.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import torch
 
 from .config import DATASETS
 from .evaluation import STL10Eval
 from .models.vit import VisionTransformer
+from .training.checkpoint import FORMAT
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,12 +50,39 @@ def probe_with_random_init(encoder: VisionTransformer, evaluator: STL10Eval, see
             "random init": evaluator.evaluate(random_init.to(device), name="random init")}
 
 
+def gated_checkpoint(path: str) -> bool:
+    """True for a training checkpoint of a variant=gated run (read lazily: the weights stay on disk)."""
+    if not path.endswith((".pth", ".pt")) or not os.path.isfile(path):
+        return False
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # noqa: BLE001 - load_encoder reports unreadable files
+        return False
+    return isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("variant") == "gated"
+
+
+def probe_gated_with_random_init(ckpt_path: str, evaluator: STL10Eval, seed: int = 0,
+                                 device="cpu") -> dict[str, dict[str, float]]:
+    """{"gated", "all_open", "EMA teacher", "random init"} -> {"probe_acc", "knn_acc"} for a gated
+    training checkpoint (see GatedIJEPA.probe_feature_fns for how gated features are pooled)."""
+    from .analysis.gate_analysis import load_gated_model
+
+    model, _ = load_gated_model(ckpt_path, device)
+    fns = {**model.probe_feature_fns(), "EMA teacher": model.target_encoder}
+    results = {name: evaluator.evaluate(fn, name=name) for name, fn in fns.items()}
+    torch.manual_seed(seed)
+    results["random init"] = evaluator.evaluate(VisionTransformer(model.encoder.config).to(device), name="random init")
+    return results
+
+
 def main(argv=None) -> dict[str, dict[str, float]]:
-    """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc."""
+    """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc
+    ({"gated", "all_open", "EMA teacher", "random init"} for a gated training checkpoint)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .export import load_encoder
 
+    gated = gated_checkpoint(args.ckpt_path) and not args.student
     encoder = load_encoder(args.ckpt_path, teacher=not args.student)
     size = args.image_size or encoder.config.image_size
     if size != encoder.config.image_size:
@@ -59,7 +91,10 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     evaluator = STL10Eval(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
                           args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
                           args.download)
-    results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
+    if gated:
+        results = probe_gated_with_random_init(args.ckpt_path, evaluator, args.seed, args.device)
+    else:
+        results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
     n_train = min(len(evaluator.train_set), args.max_train_samples or len(evaluator.train_set))
     n_test = min(len(evaluator.test_set), args.max_test_samples or len(evaluator.test_set))
     print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "

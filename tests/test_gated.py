@@ -88,12 +88,27 @@ def test_eval_gates_are_deterministic_and_stretch_gives_exact_zeros_and_ones():
 def test_penalty_value_for_a_known_input():
     open_prob = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]])
     assert gate_penalty(open_prob, 4.0).item() == pytest.approx((math.exp(2.0) - 1) / 2, rel=1e-6)
+    # centred on t = 0.5: zero for the first image, exp(0) - e^2 - 4 e^2 (0 - 0.5) = 1 + e^2 for the second
+    assert gate_penalty(open_prob, 4.0, 0.5).item() == pytest.approx((1 + math.exp(2.0)) / 2, rel=1e-6)
     model = tiny_model()  # gates on the final tokens: log_alpha = gate_head(encoder(images))
     images = torch.randn(2, 3, 32, 32)
     loss, stats = model(images)
     f = model.gate.prob_open(model.gate_head(model.encoder(images))).mean(1)  # [B]
-    assert stats["gate_penalty"].item() == pytest.approx(((4.0 * f).exp() - 1).mean().item(), rel=1e-5)
+    t = 0.5  # the default model.gate_target_open
+    expected = ((4.0 * f).exp() - math.exp(4 * t) - 4 * math.exp(4 * t) * (f - t)).mean().item()
+    assert stats["gate_penalty"].item() == pytest.approx(expected, rel=1e-5)
     assert loss.item() == pytest.approx(stats["loss_pred"].item() + 1.0 * stats["gate_penalty"].item(), rel=1e-5)
+
+
+def test_centred_penalty_is_minimal_with_zero_slope_at_the_target():
+    """d penalty / d f = a (exp(a f) - exp(a t)): it pushes f down above t and UP below t."""
+    for t in (0.2, 0.5, 0.8):
+        f = torch.linspace(0.01, 0.99, 99, dtype=torch.float64, requires_grad=True)
+        gate_penalty(f[:, None], 4.0, t).backward()
+        grad = f.grad.numpy()
+        assert (grad[f.detach().numpy() < t - 1e-6] < 0).all() and (grad[f.detach().numpy() > t + 1e-6] > 0).all()
+        f0 = torch.tensor([[t]], dtype=torch.float64)
+        assert gate_penalty(f0, 4.0, t).item() == pytest.approx(0.0, abs=1e-12)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -247,6 +262,53 @@ def test_gated_resume_replays_the_same_gates(gated_run, tmp_path):
     wb = torch.load(tmp_path / "training_model_gated_ddp.pth", weights_only=False)["model"]
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-6, rtol=1e-5), k
+
+
+def _final_open_frac(tmp_path, *overrides) -> float:
+    """Train 150 steps of the tiny gated model on digits; the last step's expected open fraction."""
+    out = train(make_config(DIGITS_RUN + ["optim.max_steps=150", "logging.log_every_n_steps=150",
+                                          "logging.keep_last=0", f"logging.save_model_dir={tmp_path}", *overrides]))
+    return out["metrics"]["open_frac"]
+
+
+def test_readme_default_penalty_leaves_gates_open_where_the_seed_penalty_shuts_them(tmp_path):
+    """At lambda_gates=1, gate_exp_alpha=4 the seed's penalty closes (nearly) every gate within
+    150 steps; centred on gate_target_open (default 0.5) the open fraction stays near it."""
+    seed_penalty = _final_open_frac(tmp_path / "seed", "model.gate_target_open=null")
+    default = _final_open_frac(tmp_path / "default")
+    assert seed_penalty < 0.15, seed_penalty
+    assert abs(default - 0.5) < 0.1, default
+
+
+@pytest.mark.parametrize("target", [0.2, 0.8])
+def test_open_fraction_follows_gate_target_open(tmp_path, target):
+    assert abs(_final_open_frac(tmp_path, f"model.gate_target_open={target}") - target) < 0.1
+
+
+@pytest.mark.parametrize("override", ["model.gate_layer_index=2", "model.gate_location=attn",
+                                      "model.gate_layer_index=null"])
+def test_resume_refuses_another_gate_placement(gated_run, tmp_path, override):
+    """The gate's block and location are architecture: resuming with others is an error naming them."""
+    save_dir, _ = gated_run
+    cfg = make_config(DIGITS_RUN + ["model.gate_layer_index=1", "optim.max_steps=6", override,
+                                    f"logging.save_model_dir={tmp_path}",
+                                    f"logging.ckpt_path={save_dir / 'training_model_gated_ddp.pth'}"])
+    with pytest.raises(CheckpointError, match=override.split("=")[0].replace(".", r"\.")):
+        train(cfg)
+    assert not os.listdir(tmp_path)  # refused before any work
+
+
+def test_evaluate_command_probes_a_gated_checkpoint_four_ways(gated_run, capsys):
+    from simple_ijepa.evaluate import main as evaluate
+
+    save_dir, _ = gated_run
+    results = evaluate(["--ckpt_path", str(save_dir / "training_model_gated_ddp.pth"), "--dataset_name", "digits",
+                        "--classifier", "logistic", "--max_train_samples", "200", "--max_test_samples", "100",
+                        "--device", "cpu"])
+    assert list(results) == ["gated", "all_open", "EMA teacher", "random init"]
+    assert all(0 <= r["probe_acc"] <= 1 and 0 <= r["knn_acc"] <= 1 for r in results.values())
+    out = capsys.readouterr().out
+    assert "all_open" in out and "random init (seed 0)" in out
 
 
 def test_gate_experiments_write_the_eight_files(gated_run, tmp_path, capsys):

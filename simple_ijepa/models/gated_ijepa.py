@@ -1,12 +1,15 @@
 """Gated I-JEPA: the student sees the whole image, a hard-concrete gate per token decides which
 tokens pass, and a predictor regresses the EMA teacher's features of ALL tokens from what passed.
-A penalty on the expected open fraction makes the gates sparse:
+A penalty on the expected open fraction makes the gates sparse (a = gate_exp_alpha,
+t = gate_target_open):
 
-  loss = regression(pred, LN(teacher))  +  lambda_gates * mean_b(exp(gate_exp_alpha * f_b) - 1)
+  loss = regression(pred, LN(teacher))  +  lambda_gates * mean_b(exp(a f_b) - exp(a t) - a exp(a t) (f_b - t))
   f_b  = mean_i P(z_bi > 0)        closed form of Louizos et al. 2018 (see gates.py)
 
-The regression is the baseline's (mean over all elements, model.loss), so both variants' losses
-are on the same scale. A closed token is replaced by a learned mask token plus its position:
+With t = null the penalty is the seed's mean_b(exp(a f_b) - 1), which shuts every gate at the
+README's weight (see gates.gate_penalty and the README's Gated section). The regression is the
+baseline's (mean over all elements, model.loss), so both variants' losses are on the same scale.
+The gate head learns at model.gate_lr_scale times the learning rate (optimizer_groups). A closed token is replaced by a learned mask token plus its position:
 
   mix(x) = z * x + (1 - z) * (mask_token + pos)        z: [B, N], x: [B, N, D]
 
@@ -15,9 +18,10 @@ Where the gate sits (model.gate_layer_index, model.gate_location); x is the resi
   k, "post"    after block k: the gate reads block k's output; later blocks get mix(x).
   k, "skip"    inside block k after the attention residual s = x + attn(x): the gate reads s;
                block k's MLP and the later blocks get mix(s).
-  k, "attn"    as "skip", but the gate reads the attention output attn(x) alone (what the token
-               gathered from the others). The residual is gated with it, so a closed token really
-               loses its content; gating attn(x) alone would let x pass through the residual.
+  k, "attn"    as "skip", but the gate reads the attention output attn(x) (what the token
+               gathered from the others) next to x itself (see GateHead: attn(x) alone is the same
+               for every token while attention is uniform). The residual is gated with it, so a
+               closed token really loses its content; gating attn(x) alone would let x pass through.
 
 After an in-block gate the later blocks take closed tokens out of attention: the logits get
 +log z_j for key j (the masked softmax of DynamicViT, Rao et al. 2021; a token always sees
@@ -70,7 +74,7 @@ class GatedIJEPA(JEPA):
         self.gate_layer_index, self.gate_location = m.gate_layer_index, m.gate_location
         if self.gate_layer_index is not None and not 0 <= self.gate_layer_index < m.depth:
             raise ValueError(f"gate_layer_index {self.gate_layer_index} is outside blocks 0..{m.depth - 1}")
-        self.gate_head = GateHead(m.hidden_dim)
+        self.gate_head = GateHead(m.hidden_dim, context=self.gate_layer_index is not None and m.gate_location == "attn")
         self.gate = HardConcreteGate(m.gate_beta, m.gate_gamma, m.gate_zeta)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, m.hidden_dim))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
@@ -78,9 +82,19 @@ class GatedIJEPA(JEPA):
                                    depth=m.predictor_depth, heads=m.predictor_heads, head_dim=m.head_dim,
                                    mlp_ratio=m.mlp_ratio, with_mask_token=False)
 
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """The baseline's groups for everything but the gate head, which gets its own group at
+        model.gate_lr_scale times the learning rate (no weight decay; see the README's Gated section)."""
+        head = {id(p) for p in self.gate_head.parameters()}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in head]}
+                  for g in super().optimizer_groups(weight_decay)]
+        return groups + [{"params": list(self.gate_head.parameters()), "weight_decay": 0.0,
+                          "lr_scale": self.model_cfg.gate_lr_scale}]
+
     # --- the gated student ---------------------------------------------------------------------
-    def _gates(self, gate_input: torch.Tensor, z: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        log_alpha = self.gate_head(gate_input)
+    def _gates(self, gate_input: torch.Tensor, z: torch.Tensor | None,
+               token_itself: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        log_alpha = self.gate_head(gate_input, token_itself)
         return log_alpha, (self.gate(log_alpha) if z is None else z)
 
     def _mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -102,10 +116,13 @@ class GatedIJEPA(JEPA):
             log_alpha, z = self._gates(gate_input, z)
             return self._mix(x, z), log_alpha, z, gate_input
         a = block.attn(block.norm1(x))
-        x = x + a
-        gate_input = a if self.gate_location == "attn" else x
-        log_alpha, z = self._gates(gate_input, z)
-        x = self._mix(x, z)
+        if self.gate_location == "attn":
+            gate_input = a
+            log_alpha, z = self._gates(a, z, token_itself=x)
+        else:
+            gate_input = x + a
+            log_alpha, z = self._gates(gate_input, z)
+        x = self._mix(x + a, z)
         return x + block.mlp(block.norm2(x)), log_alpha, z, gate_input
 
     def _after_gate(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -140,7 +157,7 @@ class GatedIJEPA(JEPA):
         pred = self.predict(out.tokens)
         loss_pred = regression_loss(pred.float(), target.float(), m.loss)
         open_prob = self.gate.prob_open(out.log_alpha)  # [B, N]
-        penalty = gate_penalty(open_prob, m.gate_exp_alpha)
+        penalty = gate_penalty(open_prob, m.gate_exp_alpha, m.gate_target_open)
         loss = loss_pred + m.lambda_gates * penalty
         stats = {
             "loss_pred": loss_pred.detach(),

@@ -19,6 +19,8 @@ FORMAT = "simple-ijepa/train-v1"
 # Model keys that change the shape of some weight: a checkpoint must agree on all of them.
 ARCH_KEYS = ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
              "predictor_dim", "predictor_depth", "predictor_heads")
+# Gated runs: where the gate sits changes what every weight after it means, so these must agree too.
+GATE_KEYS = ("gate_layer_index", "gate_location")
 
 
 def checkpoint_names(variant: str) -> tuple[str, str]:
@@ -100,7 +102,8 @@ def load_training_checkpoint(path: str, variant: str, model_cfg, map_location="c
                               f"has variant={variant}. Set variant={state['variant']} or start a new run.")
     saved = state["config"]["model"]
     diff = [f"model.{k}: checkpoint {saved.get(k)} vs run {getattr(model_cfg, k)}"
-            for k in ARCH_KEYS if saved.get(k) != getattr(model_cfg, k)]
+            for k in ARCH_KEYS + (GATE_KEYS if variant == "gated" else ())
+            if saved.get(k) != getattr(model_cfg, k)]
     if diff:
         raise CheckpointError(f"Checkpoint {path} has a different architecture: " + "; ".join(diff)
                               + ". Pass the same model.* overrides as the run that wrote it.")

@@ -117,7 +117,7 @@ class TrainStep:
         cfg = self.cfg
         lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         if self.dynamic_masks and len(inputs) == 4:
             # Kc and Kt vary per batch: compile them as symbolic sizes, not as constants.
             torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
