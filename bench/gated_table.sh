@@ -14,7 +14,7 @@ rows=(
   "block 1 attn|model.gate_layer_index=1 model.gate_location=attn"
   "block 1 post|model.gate_layer_index=1 model.gate_location=post"
   "block 1 skip|model.gate_layer_index=1 model.gate_location=skip"
-  "lambda_gates=0.01|model.lambda_gates=0.01"
+  "lambda_gates=0.1|model.lambda_gates=0.1"
   "lambda_gates=10|model.lambda_gates=10"
   "seed penalty (gate_target_open=null)|model.gate_target_open=null"
 )

@@ -83,21 +83,25 @@ class GateHead(nn.Module):
 def gate_penalty(open_prob: torch.Tensor, exp_alpha: float, target: float | None = None) -> torch.Tensor:
     """The exponential open-fraction penalty, per image, averaged over the batch. open_prob: [B, N] -> scalar.
 
-    With f_b = mean_i P(open)[b, i] and a = exp_alpha:
-      target None:  mean_b(exp(a f_b) - 1)                                  (the seed's penalty)
-      target t:     mean_b(exp(a f_b) - exp(a t) - a exp(a t) (f_b - t))   (its Bregman divergence at t)
+    With f_b = mean_i P(open)[b, i], a = exp_alpha and d_b = f_b - t:
+      target None:  mean_b(exp(a f_b) - 1)                        (the seed's penalty)
+      target t:     mean_b(exp(a d_b) - 1 - a d_b) / a^2          (centred on t, unit curvature)
 
     The seed's penalty is smallest with every gate shut, and at the README's weight it outweighs
-    the prediction loss, so all gates close. The second form subtracts the tangent at t: it is
-    zero with slope zero at f_b = t, convex, and grows exponentially above t (opening beyond the
-    target costs more than closing below it). It is the seed's penalty plus a Lagrange term
-    mu * (f_b - t) at the multiplier mu = -a exp(a t) that holds f_b at t (Louizos et al. 2018
-    control the expected L0 the same way; CoFi learns mu by ascent), written in closed form: no
-    dual variable to step, store or synchronise. Within an image, every token's P(open) gets the
-    same push from it, so which tokens stay open is decided by the prediction loss alone.
+    the prediction loss, so all gates close. The centred form is the seed's penalty minus its
+    tangent at t, divided by its curvature there, a^2 exp(a t):
+    (exp(a f) - exp(a t) - a exp(a t) (f - t)) / (a^2 exp(a t)). It is zero with slope zero at
+    f_b = t, ~ d_b^2 / 2 near it, and exponentially steeper above t than below. Subtracting the
+    tangent is adding a Lagrange term mu (f_b - t) at the multiplier mu = -a exp(a t) that holds
+    f_b at t (Louizos et al. 2018 control the expected L0; CoFi learns mu by ascent), in closed
+    form: no dual variable to step, store or synchronise. Dividing by the curvature makes
+    lambda_gates the stiffness of that hold in units of the prediction loss; unnormalised, it was
+    lambda * 118 at a = 4, t = 0.5, and the hold's gradient drowned the prediction loss's within-image
+    signal (README, Gated I-JEPA). Within an image it pushes every token's P(open) equally, so which
+    tokens stay open is decided by the prediction loss.
     """
     f = open_prob.mean(dim=1)
     if target is None:
         return torch.expm1(exp_alpha * f).mean()
-    at = math.exp(exp_alpha * target)
-    return (torch.exp(exp_alpha * f) - at - exp_alpha * at * (f - target)).mean()
+    d = exp_alpha * (f - target)
+    return (torch.expm1(d) - d).mean() / exp_alpha ** 2
