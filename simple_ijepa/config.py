@@ -101,6 +101,8 @@ class LoggingConfig:
     log_every_n_steps: int = 98
     ckpt_path: Optional[str] = None  # a path, or "auto" = latest checkpoint in save_model_dir
     keep_last: int = 3  # (new) step-numbered training checkpoints kept beside the latest
+    ckpt_every_n_steps: Optional[int] = None  # (new) null = at every log step (the README's promise)
+    overwrite: bool = False  # (new) a fresh run may replace another run's files in save_model_dir
     tensorboard: bool = False  # (new) also write TensorBoard scalars (needs `tensorboard`)
 
 
@@ -193,9 +195,10 @@ def validate(cfg) -> None:
     _check(m.image_size % m.patch_size == 0, "model.image_size",
            f"{m.image_size} is not a multiple of model.patch_size={m.patch_size}; "
            f"use e.g. model.image_size={max(1, m.image_size // m.patch_size) * m.patch_size}.")
-    _check(m.predictor_dim % 2 == 0 and m.hidden_dim % 4 == 0, "model.hidden_dim",
-           "2-D sin-cos positions need hidden_dim divisible by 4 and predictor_dim divisible by 2 "
-           f"(got {m.hidden_dim} and {m.predictor_dim}).")
+    for key in ("hidden_dim", "predictor_dim"):  # both carry 2-D sin-cos positions: 4 sin/cos quarters
+        value = getattr(m, key)
+        _check(value % 4 == 0, f"model.{key}", f"2-D sin-cos positions need a multiple of 4, got {value}; "
+               f"use e.g. model.{key}={max(4, value // 4 * 4)}.")
     _check(m.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}.")
     _check(m.loss in LOSSES, "model.loss", f"{m.loss!r} is not one of {LOSSES}.")
     _check(m.gate_location in GATE_LOCATIONS, "model.gate_location",
@@ -250,6 +253,8 @@ def validate(cfg) -> None:
     _check(e.update_gamma_every_n_steps >= 1, "ema.update_gamma_every_n_steps", "must be >= 1.")
     _check(cfg.logging.log_every_n_steps >= 1, "logging.log_every_n_steps", "must be >= 1.")
     _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
+    _check(cfg.logging.ckpt_every_n_steps is None or cfg.logging.ckpt_every_n_steps >= 1,
+           "logging.ckpt_every_n_steps", "must be >= 1, or null to checkpoint at every log step.")
     ev = cfg.eval
     _check(ev.classifier in ("calibrated", "logistic"), "eval.classifier",
            f"{ev.classifier!r} is not 'calibrated' or 'logistic'.")

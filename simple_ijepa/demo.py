@@ -24,7 +24,7 @@ from .training.trainer import make_config, train
 
 DEMO_OVERRIDES = [
     "experiment=cpu_small", "data.dataset_name=digits", "optim.max_steps=300", "eval.enabled=false",
-    "eval.classifier=calibrated", "logging.save_model_dir=./runs/demo",
+    "eval.classifier=calibrated", "logging.save_model_dir=./runs/demo", "logging.overwrite=true",
 ]
 
 

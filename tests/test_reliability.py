@@ -1,10 +1,12 @@
 """Preemption, atomic checkpoints, the loss guard, multi-node, bad inputs, encoder export, plots."""
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 from helpers import PYTHON, REPO, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
@@ -110,7 +112,7 @@ def test_bad_checkpoints_are_clear_errors(baseline_run, tmp_path):
     good = baseline_run / "training_model_ddp.pth"
     with pytest.raises(CheckpointError, match="variant=baseline"):
         train(make_config(base + ["variant=gated", f"logging.ckpt_path={good}"]))
-    with pytest.raises(CheckpointError, match="model.hidden_dim: checkpoint 32 vs run 48"):
+    with pytest.raises(CheckpointError, match="model.hidden_dim: checkpoint 32, this run 48"):
         train(make_config(base + ["model.hidden_dim=48", f"logging.ckpt_path={good}"]))
     with pytest.raises(CheckpointError, match="encoder file"):
         train(make_config(base + [f"logging.ckpt_path={baseline_run / 'encoder_ddp.pth'}"]))
@@ -172,3 +174,145 @@ def test_plots_written_at_the_end_and_on_demand(baseline_run, tmp_path):
     os.remove(baseline_run / "loss.png")
     run = run_cli([PYTHON, "-m", "simple_ijepa.plots", str(baseline_run)], cwd=tmp_path)
     assert run.returncode == 0 and (baseline_run / "loss.png").is_file()
+
+
+# --- issue 11: monitors never stop a run; bad images; save dirs; resume checks; intervals -----------
+def _png_folder(root, classes: int = 3, per_class: int = 3, size: int = 20) -> None:
+    """class_k/img_i.png: small images with a per-class colour, so that a probe has something to find."""
+    from PIL import Image
+
+    rng = np.random.RandomState(0)
+    for c in range(classes):
+        (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            a = rng.randint(0, 60, (size, size, 3)).astype(np.uint8)
+            a[..., c % 3] += 150
+            Image.fromarray(a).save(root / f"class_{c}" / f"img_{i}.png")
+
+
+FOLDER = TINY_MODEL + ["data.dataset_name=folder", "model.image_size=16", "model.patch_size=4",
+                       "dataloader.batch_size=4", "dataloader.num_workers=0", "optim.max_steps=2",
+                       "logging.log_every_n_steps=2"]
+
+
+def test_calibrated_probe_falls_back_when_a_class_has_too_few_samples(caplog):
+    from simple_ijepa.evaluation.probe import linear_probe_accuracy
+
+    rng = np.random.RandomState(0)
+    y2, y1 = np.repeat(np.arange(3), 2), np.arange(3)
+    x2, x1 = rng.randn(6, 5) + y2[:, None], rng.randn(3, 5) + y1[:, None]
+    assert 0 <= linear_probe_accuracy(x2, y2, x2, y2, "calibrated") <= 1
+    assert "2-fold calibration" in caplog.text
+    assert 0 <= linear_probe_accuracy(x1, y1, x1, y1, "calibrated") <= 1
+    assert "plain logistic regression" in caplog.text
+
+
+def test_periodic_probe_on_a_tiny_labelled_folder_does_not_stop_training(tmp_path):
+    _png_folder(tmp_path / "data", classes=3, per_class=3)  # ~2 training images per class
+    out = train(make_config(FOLDER + [f"data.dataset_path={tmp_path / 'data'}", "eval.classifier=calibrated",
+                                      f"logging.save_model_dir={tmp_path / 'run'}"]))
+    assert out["step"] == 2 and 0 <= out["metrics"]["probe_teacher"] <= 1
+
+
+def test_failing_monitors_warn_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    from simple_ijepa.training import trainer
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    for name in ("_probe", "_monitor_collapse", "plot_run"):
+        monkeypatch.setattr(trainer, name, broken)
+    out = train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2", "eval.enabled=true",
+                                      "eval.max_train_samples=50", "eval.max_test_samples=20",
+                                      f"logging.save_model_dir={tmp_path}"]))
+    assert out["step"] == 4 and (tmp_path / "training_model_ddp.pth").is_file()
+    for what in ("periodic probe", "collapse monitors", "plots"):
+        assert f"{what} failed (RuntimeError: disk full); training goes on" in caplog.text
+
+
+def test_bad_and_unusual_images_never_crash_a_run(tmp_path, caplog):
+    from PIL import Image
+
+    data = tmp_path / "data"  # no class folders: pretraining reads every file
+    data.mkdir()
+    rng = np.random.RandomState(1)
+    for i in range(8):
+        Image.fromarray((rng.rand(20, 20, 3) * 255).astype(np.uint8)).save(data / f"good_{i}.png")
+    (data / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "empty.png").write_bytes(b"")
+    rgb = (rng.rand(20, 20, 3) * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert("P").save(data / "palette.png")
+    Image.fromarray(rgb).convert("CMYK").save(data / "cmyk.jpg")
+    Image.fromarray(rgb).convert("RGBA").save(data / "alpha.png")
+    Image.fromarray((np.arange(400).reshape(20, 20) * 160).astype(np.uint16)).save(data / "deep.png")
+    out = train(make_config(FOLDER + [f"data.dataset_path={data}", "dataloader.batch_size=14", "eval.enabled=false",
+                                      f"logging.save_model_dir={tmp_path / 'run'}"]))
+    assert out["step"] == 2
+    assert "corrupt.jpg" in caplog.text and "empty.png" in caplog.text
+    assert "4 unreadable image(s) were replaced by black images" in caplog.text  # 2 files x 2 epochs
+    for name in ("palette.png", "cmyk.jpg", "alpha.png", "deep.png"):
+        assert name not in caplog.text
+
+
+def test_deep_and_exif_rotated_images_decode_as_they_look(tmp_path):
+    from PIL import Image
+
+    from simple_ijepa.data.datasets import decode_image
+
+    ramp = (np.tile(np.arange(20), (20, 1)) * 3000).astype(np.uint16)  # 16-bit: 0 .. 57000
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    deep = decode_image(str(tmp_path / "deep.png"), 20)
+    assert deep[0, 10, 0] < 20 and 200 < deep[0, 10, 19] < 230  # scaled, not clipped to white
+    wide = np.zeros((10, 20, 3), np.uint8)
+    wide[:, :10, 0], wide[:, 10:, 2] = 255, 255  # left red, right blue
+    im = Image.fromarray(wide)
+    exif = im.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    im.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    shown = decode_image(str(tmp_path / "rotated.jpg"), 10)  # displayed: red on top, blue below
+    assert shown[0, 1, 5] > 150 and shown[2, 1, 5] < 100 and shown[2, 8, 5] > 150 and shown[0, 8, 5] < 100
+
+
+def test_a_fresh_run_never_reuses_another_runs_save_dir(tmp_path):
+    run = DIGITS + ["optim.max_steps=2", "logging.log_every_n_steps=1", f"logging.save_model_dir={tmp_path}"]
+    train(make_config(run))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="logging.ckpt_path=auto.*new logging.save_model_dir.*logging.overwrite=true"):
+        train(make_config(run + ["optim.max_steps=3"]))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # untouched
+    out = train(make_config(run + ["optim.max_steps=3", "logging.overwrite=true"]))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert out["step"] == 3 and steps == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "baseline_step_00000001.pth", "baseline_step_00000002.pth", "baseline_step_00000003.pth"]
+
+
+def test_resume_names_every_changed_key(baseline_run, tmp_path, caplog):
+    good = baseline_run / "checkpoints" / "baseline_step_00000002.pth"
+    base = DIGITS + [f"logging.save_model_dir={tmp_path}", f"logging.ckpt_path={good}"]
+    with pytest.raises(CheckpointError, match="data.dataset_name: checkpoint 'digits', this run 'fashion_mnist'"):
+        train(make_config(base + ["data.dataset_name=fashion_mnist", "optim.max_steps=4"]))
+    out = train(make_config(base + ["optim.max_steps=6", "logging.log_every_n_steps=3"]))
+    assert out["step"] == 6
+    assert "optim.max_steps: checkpoint 4, this run 6" in caplog.text
+    assert "logging.log_every_n_steps: checkpoint 2, this run 3" in caplog.text
+
+
+def test_resume_cuts_the_metrics_back_and_checkpoints_keep_their_own_interval(tmp_path):
+    run = DIGITS + ["optim.max_steps=7", "logging.log_every_n_steps=2", "logging.ckpt_every_n_steps=3",
+                    "logging.keep_last=10", f"logging.save_model_dir={tmp_path}"]
+    train(make_config(run))
+    assert sorted(p.name[-12:-4] for p in (tmp_path / "checkpoints").iterdir()) == ["00000003", "00000006", "00000007"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 7]
+    ckpt3 = tmp_path / "checkpoints" / "baseline_step_00000003.pth"
+    train(make_config(run + [f"logging.ckpt_path={ckpt3}"]))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 7]  # steps 4.. of the first pass were cut, then written again once
+
+
+def test_predictor_width_is_checked_with_the_other_keys():
+    from simple_ijepa.config import validate
+
+    with pytest.raises(ConfigError, match="model.predictor_dim.*multiple of 4, got 18"):
+        validate(make_config(["model.predictor_dim=18"]))

@@ -7,6 +7,7 @@ other sets), "train"/"test" are the labelled splits the probe uses.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 
 import numpy as np
@@ -20,6 +21,8 @@ SPLITS = ("unlabeled", "train", "test")
 FASHION_MNIST_DIRS = ("fashion-mnist", os.path.join("FashionMNIST", "raw"))
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian `dataset-fashion-mnist`
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+UNREADABLE = -2  # the label of a black stand-in for an image file that could not be decoded
+log = logging.getLogger(__name__)
 
 
 class ImageArrayDataset(Dataset):
@@ -52,12 +55,36 @@ def collate_batch(batch):
     return batch
 
 
+def decode_image(path: str, size: int) -> np.ndarray:
+    """One image file -> uint8 [3, size, size]: EXIF orientation applied, any mode (palette, alpha,
+    CMYK, 16-bit, float) made 8-bit RGB, the centre square resized to `size` (bicubic)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deep greys: convert("RGB") would clip
+            a = np.asarray(im, dtype=np.float32)
+            a = a / 257.0 if im.mode.startswith("I;16") or a.max() > 255 else a
+            im = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+        im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA") else im.convert("RGB")
+        side = min(im.size)  # centre square, then resize
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+        return np.asarray(im).transpose(2, 0, 1)
+
+
 class ImageFolderDataset(Dataset):
-    """Image files, centre-cropped and resized to `size` x `size` on read; labels int64 [N] or None."""
+    """Image files, centre-cropped and resized to `size` x `size` on read; labels int64 [N] or None.
+
+    A file that cannot be decoded (corrupt, truncated, empty, not an image) never stops a run: it
+    is logged once by name and read as a black image labelled UNREADABLE (-2), which the trainer
+    counts and the probes leave out.
+    """
 
     def __init__(self, paths: list[str], labels, num_classes: int, size: int):
         self.paths, self.size = paths, size
         self.labels, self.num_classes = labels, num_classes
+        self._reported: set[str] = set()
 
     def __getitem__(self, i: int):
         return self.__getitems__([i])
@@ -66,18 +93,19 @@ class ImageFolderDataset(Dataset):
         return len(self.paths)
 
     def __getitems__(self, indices):
-        from PIL import Image
-
-        out = np.empty((len(indices), 3, self.size, self.size), dtype=np.uint8)
-        for k, i in enumerate(indices):
-            with Image.open(self.paths[i]) as im:
-                im = im.convert("RGB")
-                side = min(im.size)  # centre square, then resize
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BICUBIC)
-                out[k] = np.asarray(im).transpose(2, 0, 1)
+        out = np.zeros((len(indices), 3, self.size, self.size), dtype=np.uint8)
         labels = self.labels[indices] if self.labels is not None else np.full(len(indices), -1, dtype=np.int64)
-        return torch.from_numpy(out), torch.from_numpy(np.asarray(labels))
+        labels = np.array(labels, dtype=np.int64)
+        for k, i in enumerate(indices):
+            try:
+                out[k] = decode_image(self.paths[i], self.size)
+            except Exception as e:  # noqa: BLE001 - PIL raises many kinds; any of them means the same here
+                labels[k] = UNREADABLE
+                if self.paths[i] not in self._reported:
+                    self._reported.add(self.paths[i])
+                    log.warning(f"Unreadable image {self.paths[i]} ({type(e).__name__}: {e}); "
+                                "using a black image in its place.")
+        return torch.from_numpy(out), torch.from_numpy(labels)
 
 
 def _split_indices(n: int, split: str, test_share: float = 0.3, seed: int = 0) -> np.ndarray:

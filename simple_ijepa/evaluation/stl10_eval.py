@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.datasets import build_dataset
+from ..data.datasets import UNREADABLE, build_dataset
 from ..training.distributed import broadcast_object
 from .features import FeatureFn, eval_mode, extract_features, is_sharded, module_device
 from .knn import knn_accuracy
@@ -84,7 +84,11 @@ class STL10Eval:
         return None if train[0] is None else ProbeFeatures(*train, *test)
 
     def score(self, f: ProbeFeatures) -> dict[str, float]:
-        """{"probe_acc", "knn_acc"}: accuracies in [0, 1] on the test features."""
+        """{"probe_acc", "knn_acc"}: accuracies in [0, 1] on the test features (images that could
+        not be read, label UNREADABLE, are left out)."""
+        tr, te = f.train_y != UNREADABLE, f.test_y != UNREADABLE
+        if not (tr.all() and te.all()):
+            f = ProbeFeatures(f.train_x[tr], f.train_y[tr], f.test_x[te], f.test_y[te])
         return {"probe_acc": linear_probe_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.classifier),
                 "knn_acc": knn_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.knn_k)}
 

@@ -83,8 +83,40 @@ def find_latest(save_dir: str, variant: str) -> str | None:
     return latest if os.path.isfile(latest) else None
 
 
-def load_training_checkpoint(path: str, variant: str, model_cfg, map_location="cpu") -> dict:
-    """Load and check a training checkpoint against the run's variant and architecture."""
+# Keys that must match to resume: what the weights mean and what they were trained on.
+RESUME_FIXED = ("variant", "data.dataset_name") + tuple(f"model.{k}" for k in ARCH_KEYS)
+RESUME_IGNORED = ("logging.ckpt_path", "logging.overwrite")  # how this run was started, not what it is
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(saved: dict, run: dict) -> tuple[list[str], list[str]]:
+    """(refused, allowed): "key: checkpoint X, this run Y" for every key on which a checkpoint's
+    saved configuration and this run's differ. Refused: RESUME_FIXED (+ the gate placement for a
+    gated run). Allowed: everything else (a longer schedule, logging, probes, ...)."""
+    fixed = RESUME_FIXED + (tuple(f"model.{k}" for k in GATE_KEYS) if run.get("variant") == "gated" else ())
+    a, b = _flatten(saved), _flatten(run)
+    refused, allowed = [], []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUME_IGNORED or a.get(key) == b.get(key):
+            continue
+        (refused if key in fixed else allowed).append(f"{key}: checkpoint {a.get(key)!r}, this run {b.get(key)!r}")
+    return refused, allowed
+
+
+def load_training_checkpoint(path: str, run_config: dict, map_location="cpu") -> dict:
+    """Load a training checkpoint and check it against this run's configuration (a plain dict):
+    a difference in a RESUME_FIXED key is an error naming every such key; others come back as
+    state["config_changes"] for the caller to report."""
+    variant = run_config["variant"]
     if not os.path.isfile(path):
         raise CheckpointError(f"logging.ckpt_path={path!r}: no such file. Pass an existing "
                               f"{checkpoint_names(variant)[0]}, or logging.ckpt_path=auto to resume from "
@@ -100,11 +132,10 @@ def load_training_checkpoint(path: str, variant: str, model_cfg, map_location="c
     if state["variant"] != variant:
         raise CheckpointError(f"Checkpoint {path} was trained with variant={state['variant']} but this run "
                               f"has variant={variant}. Set variant={state['variant']} or start a new run.")
-    saved = state["config"]["model"]
-    diff = [f"model.{k}: checkpoint {saved.get(k)} vs run {getattr(model_cfg, k)}"
-            for k in ARCH_KEYS + (GATE_KEYS if variant == "gated" else ())
-            if saved.get(k) != getattr(model_cfg, k)]
-    if diff:
-        raise CheckpointError(f"Checkpoint {path} has a different architecture: " + "; ".join(diff)
-                              + ". Pass the same model.* overrides as the run that wrote it.")
+    refused, allowed = config_differences(state["config"], run_config)
+    if refused:
+        raise CheckpointError(f"Checkpoint {path} cannot continue as this run; these keys differ: "
+                              + "; ".join(refused) + ". Pass the same values as the run that wrote it, or start "
+                              "a new run in another logging.save_model_dir.")
+    state["config_changes"] = allowed
     return state

@@ -7,6 +7,7 @@ metrics line, checkpoint, probes. Every source of randomness after start-up is s
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -24,9 +25,10 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from ..analysis.collapse import collapse_stats, collapse_warning
-from ..config import TrainConfig, resolve_precision, validate
+from ..config import VARIANTS, TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
+from ..data.datasets import UNREADABLE
 from ..export import save_encoder
 from ..models import build_model
 from ..plots import plot_run
@@ -160,6 +162,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     save_dir = cfg.logging.save_model_dir
     if info.is_main:
         _check_save_dir(save_dir)
+        if not cfg.logging.ckpt_path:
+            _claim_save_dir(save_dir, cfg.logging.overwrite)
     train_name, encoder_name = checkpoint_names(cfg.variant)
 
     precision = effective_precision(resolve_precision(cfg.optim), device)
@@ -199,7 +203,10 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         ckpt_path = find_latest(save_dir, cfg.variant)
         log.info(f"logging.ckpt_path=auto: {'resuming from ' + ckpt_path if ckpt_path else 'no checkpoint, fresh start'}")
     if ckpt_path:
-        state = load_training_checkpoint(ckpt_path, cfg.variant, cfg.model, map_location=device)
+        state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True), map_location=device)
+        if state["config_changes"] and info.is_main:
+            log.warning("Resuming with a configuration that differs from the checkpoint's: "
+                        + "; ".join(state["config_changes"]) + ".")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -213,11 +220,15 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     random.seed(cfg.seed + rank)
 
     metrics_path = os.path.join(save_dir, "metrics.jsonl")
+    if info.is_main:
+        _cut_metrics(metrics_path, step)  # this run's curve: nothing after the step it starts from
     eval_every = cfg.eval.every_n_steps or cfg.logging.log_every_n_steps
     log_every = cfg.logging.log_every_n_steps
+    ckpt_every = cfg.logging.ckpt_every_n_steps or log_every
     losses = torch.zeros(log_every, device=device)
     last_metrics: dict = {}
     warned_collapse = False
+    unreadable = 0  # images of this process's batches that could not be decoded (data/datasets.py)
     n_params = sum(p.numel() for p in model.encoder.parameters())
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
              f"{world} process(es) on {device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
@@ -230,7 +241,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         loader = DataLoader(dataset, batch_size=B, sampler=epoch_sampler(dataset, info, cfg.seed, epoch, skip * B),
                             drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                             pin_memory=device.type == "cuda")
-        for images_u8, _ in loader:
+        for images_u8, labels in loader:
+            unreadable += int((labels == UNREADABLE).sum())
             inputs = train_step.inputs(images_u8, step)
             if step == 0 and info.is_main:  # the teacher at init: what the collapse monitors compare with
                 collapse_ref = collapse_stats(model.teacher_features(inputs[0]))
@@ -241,7 +253,9 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 
             stop_now = step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
             probe_now = cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps)
-            if step % log_every == 0 or step == total_steps or stop_now or probe_now:
+            ckpt_now = step % ckpt_every == 0 or step == total_steps or stop_now
+            log_now = step % log_every == 0 or step == total_steps or stop_now or probe_now
+            if log_now or ckpt_now:
                 window = all_reduce_mean(losses[torch.arange(step_last, step) % log_every])
                 bad = (~torch.isfinite(window)).nonzero()
                 if len(bad):
@@ -249,35 +263,32 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                         f"Loss is {window[bad[0, 0]].item()} at step {step_last + int(bad[0, 0]) + 1}: training "
                         "diverged. Nothing was saved after the last good checkpoint; lower optim.learning_rate, "
                         "raise ema.gamma, or set optim.grad_clip, then resume from that checkpoint.")
-                now = time.perf_counter()
-                last_metrics = {
-                    "step": step, "epoch": step / steps_per_epoch, "loss": window.mean().item(), "lr": lr,
-                    "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma),
-                    "images_per_s": (step - step_last) * B * world / max(now - t_last, 1e-9),
-                    **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)},
-                }
-                if info.is_main:
-                    # (a checkpoint written before references were saved: compare with this first log step)
-                    collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
-                    warned_collapse = _monitor_collapse(model, inputs[0], last_metrics, collapse_ref, warned_collapse)
-                _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
-                            collapse_ref)
-                if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
-                    from ..analysis.debug_outputs import save_debug_outputs
+                if log_now:
+                    last_metrics = _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg,
+                                                 (step - step_last) * B * world / max(time.perf_counter() - t_last, 1e-9))
+                    if info.is_main:
+                        # (a checkpoint written before references were saved: compare with this first log step)
+                        collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
+                        warned_collapse = _guarded("collapse monitors", step, _monitor_collapse, model, inputs[0],
+                                                   last_metrics, collapse_ref, warned_collapse) or warned_collapse
+                if ckpt_now:
+                    _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
+                                collapse_ref)
+                if log_now:
+                    if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
+                        from ..analysis.debug_outputs import save_debug_outputs
 
-                    save_debug_outputs(model, inputs[0], save_dir, step)
-                if probe_now:
-                    last_metrics.update(_probe(model, cfg, info))
-                if info.is_main:
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(last_metrics) + "\n")
-                    if writer is not None:
-                        for k, v in last_metrics.items():
-                            if isinstance(v, (int, float)) and k != "step":
-                                writer.add_scalar(k, v, step)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
-                                     if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
-                t_last, step_last = time.perf_counter(), step
+                        _guarded("debug outputs", step, save_debug_outputs, model, inputs[0], save_dir, step)
+                    if probe_now:  # every rank takes part (sharded features); a failure is the same on every rank
+                        last_metrics.update(_guarded("periodic probe", step, _probe, model, cfg, info) or {})
+                    if info.is_main:
+                        with open(metrics_path, "a") as f:
+                            f.write(json.dumps(last_metrics) + "\n")
+                        if writer is not None:
+                            _guarded("TensorBoard writer", step, _write_scalars, writer, last_metrics, step)
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
+                                         if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
+                    t_last, step_last = time.perf_counter(), step
                 if stop_now:
                     bar.close()
                     log.warning(f"Stop signal received: saved step {step} to {save_dir}; rerun the same command "
@@ -286,15 +297,81 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
             if step >= total_steps:
                 break
     bar.close()
+    if unreadable:
+        log.warning(f"{unreadable} unreadable image(s) were replaced by black images in this run "
+                    "(each file is named in a warning above); remove or fix them.")
     check_replicas_agree(model, info)
     if info.is_main and os.path.isfile(metrics_path):
-        plot_run(save_dir)
+        _guarded("plots", step, plot_run, save_dir)
     if writer is not None:
-        writer.close()
+        _guarded("TensorBoard writer", step, writer.close)
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
             "encoder_checkpoint": os.path.join(save_dir, encoder_name)}
+
+
+def _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg, images_per_s) -> dict:
+    """One metrics.jsonl line: the step, the mean loss since the last log step, the schedule, speed
+    and the model's own scalar stats."""
+    return {"step": step, "epoch": step / steps_per_epoch, "loss": window.mean().item(), "lr": lr,
+            "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma), "images_per_s": images_per_s,
+            **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)}}
+
+
+def _claim_save_dir(save_dir: str, overwrite: bool) -> None:
+    """A fresh run (no logging.ckpt_path) must not write over another run's files: stop before any
+    work, or with logging.overwrite=true remove that run's checkpoints, encoders and metrics."""
+    found = [p for v in VARIANTS for p in [find_latest(save_dir, v)] if p]
+    metrics = os.path.join(save_dir, "metrics.jsonl")
+    if os.path.isfile(metrics):
+        found.append(metrics)
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"Invalid config `logging.save_model_dir`: {save_dir!r} already holds another run ({', '.join(found)}). "
+            "Resume it with logging.ckpt_path=auto, write this run to a new logging.save_model_dir, or set "
+            "logging.overwrite=true to replace it.")
+    old = glob.glob(os.path.join(save_dir, "checkpoints", "*_step_*.pth")) + [metrics]
+    for v in VARIANTS:
+        train_file, encoder_file = checkpoint_names(v)
+        old += [os.path.join(save_dir, f) for f in (train_file, encoder_file, encoder_file[:-4] + ".safetensors")]
+    removed = [p for p in old if os.path.isfile(p)]
+    for p in removed:
+        os.remove(p)
+    log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
+
+
+def _cut_metrics(path: str, step: int) -> None:
+    """Keep only metrics.jsonl lines up to `step` (the step a run starts from), written atomically,
+    so that a resumed run's curve has no steps twice."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+
+
+def _guarded(what: str, step: int, fn, *args):
+    """fn(*args), except that a failure logs one warning naming `what` and the reason, and returns
+    None: probes, monitors, plots, debug images and TensorBoard never stop a training run."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, training goes on
+        log.warning(f"step {step}: {what} failed ({type(e).__name__}: {e}); training goes on without it.")
+        return None
+
+
+def _write_scalars(writer, metrics: dict, step: int) -> None:
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and k != "step":
+            writer.add_scalar(k, v, step)
 
 
 def _is_scalar(v) -> bool:
