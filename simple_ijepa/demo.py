@@ -18,6 +18,7 @@ import numpy as np
 
 from .evaluate import probe_with_random_init
 from .evaluation import STL10Eval
+from .errors import run_command
 from .evaluation.probe import linear_probe_accuracy
 from .export import load_encoder
 from .training.trainer import make_config, train
@@ -46,7 +47,11 @@ def compare_with_random_init(checkpoint_path: str, cfg, seed: int = 0) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> dict:
-    overrides = DEMO_OVERRIDES + list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return {}
+    overrides = DEMO_OVERRIDES + argv
     cfg = make_config(overrides)
     t0 = time.perf_counter()
     out = train(cfg)
@@ -64,5 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def cli() -> None:
+    """`ijepa-demo` (pyproject console script)."""
+    run_command(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

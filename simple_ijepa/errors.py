@@ -17,3 +17,15 @@ class CheckpointError(RuntimeError):
 
 
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError)
+
+
+def run_command(main) -> None:
+    """Console-script entry point around a command's `main()`: its return value is not an exit
+    status, and a user error (bad config, dataset or checkpoint) prints one line and exits with 2."""
+    import sys
+
+    try:
+        main()
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -18,6 +18,7 @@ import torch
 
 from .config import DATASETS
 from .evaluation import STL10Eval
+from .errors import run_command
 from .models.vit import VisionTransformer
 from .training.checkpoint import FORMAT
 
@@ -106,5 +107,10 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     return results
 
 
+def cli() -> None:
+    """`ijepa-evaluate` (pyproject console script)."""
+    run_command(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import torch
 
 from .data import build_dataset
 from .data.datasets import SPLITS
-from .errors import USER_ERRORS
+from .errors import run_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,9 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def cli() -> None:
+    """`ijepa-gates` (pyproject console script)."""
+    run_command(main)
+
+
 if __name__ == "__main__":
-    try:
-        main()
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli()
