@@ -95,7 +95,8 @@ def test_penalty_value_for_a_known_input():
     loss, stats = model(images)
     f = model.gate.prob_open(model.gate_head(model.encoder(images))).mean(1)  # [B]
     t = 0.5  # the default model.gate_target_open
-    expected = (((4.0 * f).exp() - math.exp(4 * t) - 4 * math.exp(4 * t) * (f - t)) / (16 * math.exp(4 * t))).mean().item()
+    at = math.exp(4 * t)  # the seed's penalty minus its tangent at t, over its curvature 16 e^(4t)
+    expected = (((4.0 * f).exp() - at - 4 * at * (f - t)) / (16 * at)).mean().item()
     assert stats["gate_penalty"].item() == pytest.approx(expected, rel=1e-5)
     assert loss.item() == pytest.approx(stats["loss_pred"].item() + 1.0 * stats["gate_penalty"].item(), rel=1e-5)
 

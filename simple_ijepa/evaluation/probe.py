@@ -45,8 +45,9 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
     The scaler is fitted on train only. If lbfgs stops at `max_iter` the fit is retried once with 5x
     the iterations; if it still has not converged a warning is logged (the accuracy is still returned).
     A calibrated probe with a class of fewer than 3 training samples falls back to fewer folds (2),
-    or to plain logistic regression (1), and says so. BLAS / OpenMP run single-threaded here: on such small matrices extra threads only contend with
-    torch's pool (measured on 10k x 192 features, 2 busy cores: 870 iterations in 4 s vs 200 in 30 s).
+    or to plain logistic regression (1), and says so. BLAS / OpenMP run single-threaded here: on
+    such small matrices extra threads only contend with torch's pool (measured on 10k x 192
+    features, 2 busy cores: 870 iterations in 4 s vs 200 in 30 s).
     """
     scaler = StandardScaler().fit(train_x)
     xtr, xte = scaler.transform(train_x), scaler.transform(test_x)

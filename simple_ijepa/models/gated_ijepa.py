@@ -9,7 +9,8 @@ t = gate_target_open):
 With t = null the penalty is the seed's mean_b(exp(a f_b) - 1), which shuts every gate at the
 README's weight (see gates.gate_penalty and the README's Gated section). The regression is the
 baseline's (mean over all elements, model.loss), so both variants' losses are on the same scale.
-The gate head learns at model.gate_lr_scale times the learning rate (optimizer_groups). A closed token is replaced by a learned mask token plus its position:
+The gate head learns at model.gate_lr_scale times the learning rate (optimizer_groups). A closed
+token is replaced by a learned mask token plus its position:
 
   mix(x) = z * x + (1 - z) * (mask_token + pos)        z: [B, N], x: [B, N, D]
 
@@ -74,7 +75,8 @@ class GatedIJEPA(JEPA):
         self.gate_layer_index, self.gate_location = m.gate_layer_index, m.gate_location
         if self.gate_layer_index is not None and not 0 <= self.gate_layer_index < m.depth:
             raise ValueError(f"gate_layer_index {self.gate_layer_index} is outside blocks 0..{m.depth - 1}")
-        self.gate_head = GateHead(m.hidden_dim, context=self.gate_layer_index is not None and m.gate_location == "attn")
+        reads_attention = self.gate_layer_index is not None and m.gate_location == "attn"
+        self.gate_head = GateHead(m.hidden_dim, context=reads_attention)
         self.gate = HardConcreteGate(m.gate_beta, m.gate_gamma, m.gate_zeta)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, m.hidden_dim))
         nn.init.trunc_normal_(self.mask_token, std=0.02)

@@ -264,8 +264,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                         "diverged. Nothing was saved after the last good checkpoint; lower optim.learning_rate, "
                         "raise ema.gamma, or set optim.grad_clip, then resume from that checkpoint.")
                 if log_now:
-                    last_metrics = _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg,
-                                                 (step - step_last) * B * world / max(time.perf_counter() - t_last, 1e-9))
+                    speed = (step - step_last) * B * world / max(time.perf_counter() - t_last, 1e-9)
+                    last_metrics = _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg, speed)
                     if info.is_main:
                         # (a checkpoint written before references were saved: compare with this first log step)
                         collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
