@@ -62,13 +62,10 @@ def gated_checkpoint(path: str) -> bool:
     return isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("variant") == "gated"
 
 
-def probe_gated_with_random_init(ckpt_path: str, evaluator: STL10Eval, seed: int = 0,
+def probe_gated_with_random_init(model, evaluator: STL10Eval, seed: int = 0,
                                  device="cpu") -> dict[str, dict[str, float]]:
-    """{"gated", "all_open", "EMA teacher", "random init"} -> {"probe_acc", "knn_acc"} for a gated
-    training checkpoint (see GatedIJEPA.probe_feature_fns for how gated features are pooled)."""
-    from .analysis.gate_analysis import load_gated_model
-
-    model, _ = load_gated_model(ckpt_path, device)
+    """{"gated", "all_open", "EMA teacher", "random init"} -> {"probe_acc", "knn_acc"} for a
+    GatedIJEPA (see GatedIJEPA.probe_feature_fns for how gated features are pooled)."""
     fns = {**model.probe_feature_fns(), "EMA teacher": model.target_encoder}
     results = {name: evaluator.evaluate(fn, name=name) for name, fn in fns.items()}
     torch.manual_seed(seed)
@@ -83,17 +80,23 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .export import load_encoder
 
-    gated = gated_checkpoint(args.ckpt_path) and not args.student
-    encoder = load_encoder(args.ckpt_path, teacher=not args.student)
-    size = args.image_size or encoder.config.image_size
-    if size != encoder.config.image_size:
-        raise SystemExit(f"--image_size {size} does not match the encoder's {encoder.config.image_size} "
+    if gated_checkpoint(args.ckpt_path) and not args.student:
+        from .analysis.gate_analysis import load_gated_model
+
+        gated, encoder = load_gated_model(args.ckpt_path, args.device)[0], None
+        vit = gated.encoder.config
+    else:
+        gated, encoder = None, load_encoder(args.ckpt_path, teacher=not args.student)
+        vit = encoder.config
+    size = args.image_size or vit.image_size
+    if size != vit.image_size:
+        raise SystemExit(f"--image_size {size} does not match the encoder's {vit.image_size} "
                          "(its positions are fixed to that grid); leave --image_size out.")
     evaluator = STL10Eval(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
                           args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
                           args.download)
-    if gated:
-        results = probe_gated_with_random_init(args.ckpt_path, evaluator, args.seed, args.device)
+    if gated is not None:
+        results = probe_gated_with_random_init(gated, evaluator, args.seed, args.device)
     else:
         results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
     n_train = min(len(evaluator.train_set), args.max_train_samples or len(evaluator.train_set))
