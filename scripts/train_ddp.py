@@ -1,14 +1,13 @@
 """Hydra entry point: `torchrun --standalone --nproc_per_node=N run_ddp.py key=value ...`
 (or plain `python run_ddp.py key=value ...` for one process)."""
 import os
-import sys
 
 import hydra
 from hydra.utils import get_original_cwd
 from omegaconf import DictConfig
 
 from simple_ijepa.config import TrainConfig  # noqa: F401  (registers "train_config")
-from simple_ijepa.errors import USER_ERRORS
+from simple_ijepa.errors import run_command
 from simple_ijepa.training.trainer import train
 
 
@@ -19,11 +18,7 @@ def main(cfg: DictConfig) -> None:
     cfg.logging.save_model_dir = os.path.normpath(os.path.join(cwd, os.path.expanduser(cfg.logging.save_model_dir)))
     if cfg.logging.ckpt_path not in (None, "auto"):
         cfg.logging.ckpt_path = os.path.normpath(os.path.join(cwd, os.path.expanduser(cfg.logging.ckpt_path)))
-    try:
-        train(cfg)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(lambda: train(cfg))
 
 
 if __name__ == "__main__":
