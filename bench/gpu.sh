@@ -15,8 +15,9 @@
 #   3. the data path alone (uint8 host batch -> augmented batch on the GPU): > 20,000 images/s.
 #   4. the README's 100-epoch run (10M images) projected at the measured rate.
 #   5. no host-device synchronisation inside a training step (CUDA sync debug mode).
+#   6. (info) throughput of variant=gated, eager, bf16.
 # Output: $OUT/gpu.log (everything), correctness.json, throughput_eager.json,
-# throughput_compiled.json, nosync.json, summary.json; a PASS/FAIL table is printed last.
+# throughput_compiled.json, throughput_gated.json, nosync.json, summary.json; a PASS/FAIL table is printed last.
 #
 # Needs python3 with torch (the GPU image has it) and hydra-core + omegaconf, which that image
 # lacks: carry them as wheels in .whl/ (git-ignored), made on a machine with a network by
@@ -89,6 +90,10 @@ TORCH_LOGS=recompiles timeout $LIMIT $PY bench/throughput.py $MODEL optim.precis
     --device "$DEVICE" $STEPS --json "$OUT/throughput_compiled.json" \
     || echo "throughput (compiled): FAILED or timed out (exit $?)"
 
+say "2c. throughput, variant=gated, eager, bf16 (info)"
+timeout $SHORT $PY bench/throughput.py $MODEL variant=gated optim.precision=bf16 --device "$DEVICE" $STEPS \
+    --json "$OUT/throughput_gated.json" || echo "throughput (gated): FAILED or timed out (exit $?)"
+
 say "summary"
 OUT="$OUT" $PY - <<'EOF'
 import json, os
@@ -120,6 +125,10 @@ for mode in ("eager", "compiled"):
     rows.append((f"{mode}: masks alone (info)", f"{t['masks_images_per_s']:,.0f} images/s", True))
     rows.append((f"{mode}: README 100-epoch run (10M images), one GPU", f"{t['headline_run_hours']:.2f} h", True))
     rows.append((f"{mode}: peak memory (info)", f"{t['peak_memory_bytes'] / 2**30:.1f} GiB", True))
+g = load("throughput_gated.json")
+summary["gated"] = g
+rows.append(("gated (eager): whole step (info)", f"{g['step_images_per_s']:,.0f} images/s, "
+             f"MFU {100 * g['mfu']:.1f}%, {g['peak_memory_bytes'] / 2**30:.1f} GiB" if g else "no result", True))
 n = load("nosync.json")
 rows.append(("no host-device sync in a training step", f"{n['syncs']} syncs" if n else "no result",
              bool(n and n["pass"])))

@@ -145,6 +145,7 @@ def run(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)
     precision = effective_precision(resolve_precision(cfg.optim), device)
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

@@ -68,6 +68,11 @@ class TrainStep:
         self.optimizer = make_adamw(model.optimizer_groups(cfg.optim.weight_decay), cfg.optim.learning_rate)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.dynamic_masks = bool(cfg.optim.compile)
+        if device.type == "cuda":
+            # cuDNN's attention builds a new plan for every new sequence length, and the context
+            # length changes every step: on an H200 that cost ~0.6 s of host time per step (torch
+            # 2.11, bench/gpu_profile.py). Flash / memory-efficient kernels need no plan.
+            torch.backends.cuda.enable_cudnn_sdp(False)
         m, mc = cfg.model, cfg.mask
         self.mask_gen = None
         if cfg.variant == "baseline":
