@@ -88,15 +88,17 @@ def test_eval_gates_are_deterministic_and_stretch_gives_exact_zeros_and_ones():
 def test_penalty_value_for_a_known_input():
     open_prob = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]])
     assert gate_penalty(open_prob, 4.0).item() == pytest.approx((math.exp(2.0) - 1) / 2, rel=1e-6)
-    # centred on t = 0.5: zero for the first image; d = 4 (0 - 0.5) = -2 gives (e^-2 - 1 + 2) / 16 for the second
-    assert gate_penalty(open_prob, 4.0, 0.5).item() == pytest.approx((1 + math.exp(-2.0)) / 16 / 2, rel=1e-6)
+    # centred on t = 0.5, on the batch's fraction f = 0.25: d = 4 (0.25 - 0.5) = -1 gives (e^-1 - 1 + 1) / 16
+    assert gate_penalty(open_prob, 4.0, 0.5).item() == pytest.approx(math.exp(-1.0) / 16, rel=1e-6)
+    # the batch is held, not each image: any split of the same batch fraction costs the same
+    assert gate_penalty(open_prob, 4.0, 0.25).item() == pytest.approx(0.0, abs=1e-12)
     model = tiny_model()  # gates on the final tokens: log_alpha = gate_head(encoder(images))
     images = torch.randn(2, 3, 32, 32)
     loss, stats = model(images)
-    f = model.gate.prob_open(model.gate_head(model.encoder(images))).mean(1)  # [B]
+    f = model.gate.prob_open(model.gate_head(model.encoder(images))).mean()  # the batch's open fraction
     t = 0.5  # the default model.gate_target_open
     at = math.exp(4 * t)  # the seed's penalty minus its tangent at t, over its curvature 16 e^(4t)
-    expected = (((4.0 * f).exp() - at - 4 * at * (f - t)) / (16 * at)).mean().item()
+    expected = (((4.0 * f).exp() - at - 4 * at * (f - t)) / (16 * at)).item()
     assert stats["gate_penalty"].item() == pytest.approx(expected, rel=1e-5)
     assert loss.item() == pytest.approx(stats["loss_pred"].item() + 1.0 * stats["gate_penalty"].item(), rel=1e-5)
 
@@ -105,7 +107,7 @@ def test_centred_penalty_is_minimal_with_zero_slope_at_the_target():
     """d penalty / d f = (exp(a (f - t)) - 1) / a: it pushes f down above t and UP below t; curvature 1 at t."""
     for t in (0.2, 0.5, 0.8):
         f = torch.linspace(0.01, 0.99, 99, dtype=torch.float64, requires_grad=True)
-        gate_penalty(f[:, None], 4.0, t).backward()
+        sum(gate_penalty(fi.view(1, 1), 4.0, t) for fi in f).backward()  # one batch per value of f
         grad = f.grad.numpy()
         assert (grad[f.detach().numpy() < t - 1e-6] < 0).all() and (grad[f.detach().numpy() > t + 1e-6] > 0).all()
         f0 = torch.tensor([[t]], dtype=torch.float64)

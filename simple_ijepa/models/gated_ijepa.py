@@ -3,8 +3,8 @@ tokens pass, and a predictor regresses the EMA teacher's features of ALL tokens 
 A penalty on the expected open fraction makes the gates sparse (a = gate_exp_alpha,
 t = gate_target_open):
 
-  loss = regression(pred, LN(teacher))  +  lambda_gates * mean_b(exp(a d_b) - 1 - a d_b) / a^2
-  d_b  = f_b - t,   f_b = mean_i P(z_bi > 0)     closed form of Louizos et al. 2018 (see gates.py)
+  loss = regression(pred, LN(teacher))  +  lambda_gates * (exp(a d) - 1 - a d) / a^2
+  d    = f - t,   f = mean_b,i P(z_bi > 0)     the batch's expected open fraction (see gates.py)
 
 With t = null the penalty is the seed's mean_b(exp(a f_b) - 1), which shuts every gate at the
 README's weight (see gates.gate_penalty and the README's Gated section). The regression is the
