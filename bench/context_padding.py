@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from simple_ijepa.masking import MultiBlockMaskGenerator  # noqa: E402
+from simple_ijepa.masks import MultiBlockMaskGenerator  # noqa: E402
 
 
 def main() -> None:

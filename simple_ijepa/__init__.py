@@ -1,10 +1,19 @@
-"""simple-ijepa: I-JEPA and Gated I-JEPA pretraining for Vision Transformers."""
-from .config import TrainConfig
-from .evaluation import STL10Eval
-from .export import load_encoder, save_encoder
-from .models import IJEPA, VisionTransformer, ViTConfig
-from .models.gated_ijepa import GatedIJEPA
+"""simple-ijepa: I-JEPA and Gated I-JEPA pretraining for Vision Transformers.
 
-__all__ = ["GatedIJEPA", "IJEPA", "STL10Eval", "TrainConfig", "VisionTransformer", "ViTConfig", "load_encoder",
-           "save_encoder"]
+The names below load on first use, so that `import simple_ijepa.models` needs torch alone (no
+Hydra, no scikit-learn).
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "GatedIJEPA": ".models", "IJEPA": ".models", "VisionTransformer": ".models", "ViTConfig": ".models",
+    "TrainConfig": ".config", "STL10Eval": ".evaluation", "load_encoder": ".export", "save_encoder": ".export",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.2.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'simple_ijepa' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

@@ -12,12 +12,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .errors import ConfigError
-from .masking import smallest_target_area
+from .masks import MASKS, build_masks
+from .models.gate_locations import GATE_LOCATIONS
+from .models import VARIANTS, model_class
 from .presets import PRESETS
 
-VARIANTS = ("baseline", "gated")
 DATASETS = ("stl10", "digits", "fashion_mnist", "cifar10", "folder")
-GATE_LOCATIONS = ("attn", "skip", "post")
 LOSSES = ("mse", "smooth_l1")
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -52,7 +52,8 @@ class IJEPAConfig:
 
 @dataclass
 class MaskConfig:
-    """(new) Multi-block masking (Assran et al. 2023, Sec. 3); defaults are the paper's."""
+    """(new) Masking for variant=baseline (Assran et al. 2023, Sec. 3); defaults are the paper's."""
+    kind: str = "multiblock"  # "multiblock" (the paper's) or "random" (its ablation); see simple_ijepa/masks
     target_scale: List[float] = field(default_factory=lambda: [0.15, 0.2])
     target_aspect_ratio: List[float] = field(default_factory=lambda: [0.75, 1.5])
     context_scale: List[float] = field(default_factory=lambda: [0.85, 1.0])
@@ -186,7 +187,7 @@ def validate(cfg) -> None:
     _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see the README's configuration "
            "tables for the keys and their spelling.")
     m, d, o = cfg.model, cfg.data, cfg.optim
-    _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {VARIANTS}.")
+    _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {tuple(VARIANTS)}.")
     _check(d.dataset_name in DATASETS, "data.dataset_name",
            f"{d.dataset_name!r} is not one of {DATASETS}.")
     for key in ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim",
@@ -202,7 +203,7 @@ def validate(cfg) -> None:
     _check(m.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}.")
     _check(m.loss in LOSSES, "model.loss", f"{m.loss!r} is not one of {LOSSES}.")
     _check(m.gate_location in GATE_LOCATIONS, "model.gate_location",
-           f"{m.gate_location!r} is not one of {GATE_LOCATIONS}.")
+           f"{m.gate_location!r} is not one of {tuple(GATE_LOCATIONS)}.")
     if m.gate_layer_index is not None:
         _check(0 <= m.gate_layer_index < m.depth, "model.gate_layer_index",
                f"{m.gate_layer_index} is outside the encoder's blocks 0..{m.depth - 1} "
@@ -227,12 +228,14 @@ def validate(cfg) -> None:
     grid = m.image_size // m.patch_size
     n = grid * grid
     _check(1 <= mk.min_context < n, "mask.min_context", f"must be in [1, {n - 1}] for a {grid}x{grid} grid.")
-    if cfg.variant == "baseline":
-        least = smallest_target_area(mk.target_scale, mk.target_aspect_ratio, grid)
-        _check(m.num_targets * least <= n - mk.min_context, "model.num_targets",
-               f"{m.num_targets} target blocks of at least {least} patches cannot fit a {grid}x{grid} grid "
-               f"and leave mask.min_context={mk.min_context} context patches; lower model.num_targets, "
-               "mask.target_scale or mask.min_context, or use more patches.")
+    _check(mk.kind in MASKS, "mask.kind", f"{mk.kind!r} is not one of {tuple(MASKS)}.")
+    if model_class(cfg.variant).needs_masks:
+        try:  # each strategy checks its own fit to the grid
+            build_masks(mk.kind, grid, m.num_targets, mk)
+        except ValueError as e:
+            raise ConfigError(f"Invalid config `model.num_targets`: {e} on a {grid}x{grid} grid (mask.kind="
+                              f"{mk.kind}); lower model.num_targets, mask.target_scale or mask.min_context, or "
+                              "use more patches.") from None
 
     _check(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
            f"expected [low, high] with 0 < low <= high <= 1, got {list(d.crop_scale)}.")

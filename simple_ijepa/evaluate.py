@@ -19,6 +19,7 @@ import torch
 from .config import DATASETS
 from .evaluation import STL10Eval
 from .errors import run_command
+from .models import VARIANTS
 from .models.vit import VisionTransformer
 from .training.checkpoint import FORMAT
 
@@ -59,7 +60,8 @@ def gated_checkpoint(path: str) -> bool:
         blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception:  # noqa: BLE001 - load_encoder reports unreadable files
         return False
-    return isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("variant") == "gated"
+    return (isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("variant") in VARIANTS
+            and VARIANTS[blob["variant"]].has_gates)
 
 
 def probe_gated_with_random_init(model, evaluator: STL10Eval, seed: int = 0,

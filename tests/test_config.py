@@ -32,6 +32,8 @@ def test_defaults_match_the_readme():
     ("mask.target_scale=[0.1,1.5]", "mask.target_scale"),
     ("mask.context_scale=[0.0,1.0]", "mask.context_scale"),
     ("model.num_targets=40", "model.num_targets"),
+    ("mask.kind=grid", "mask.kind"),
+    ("mask.kind=random model.num_targets=6", "model.num_targets"),
     ("model.gate_layer_index=6", "model.gate_layer_index"),
     ("model.gate_location=pre", "model.gate_location"),
     ("optim.precision=fp8", "optim.precision"),
@@ -41,7 +43,7 @@ def test_defaults_match_the_readme():
 ])
 def test_invalid_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=f"`{key}`"):
-        validate(make_config([override]))
+        validate(make_config(override.split()))
 
 
 def test_unknown_key_and_wrong_type_are_rejected():

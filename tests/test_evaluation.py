@@ -20,7 +20,7 @@ from simple_ijepa.models import IJEPA
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 from simple_ijepa.training.distributed import DistInfo
 
-TINY = dict(image_size=32, patch_size=8, dim=32, depth=1, heads=2, head_dim=16)
+TINY = dict(image_size=32, patch_size=8, dim=32, depth=1, heads=2, head_dim=16, mlp_ratio=2.0)
 
 
 def tiny_vit(seed: int = 0, **kw) -> VisionTransformer:
@@ -124,8 +124,8 @@ def test_probe_retries_and_reports_non_convergence(caplog):
 def test_periodic_probes_baseline(colour_stl10):
     cfg = small_cfg(colour_stl10, max_train_samples=100, max_test_samples=50, classifier="logistic")
     torch.manual_seed(0)
-    model = IJEPA(cfg.model).train()
-    out = periodic_probes(model, cfg, DistInfo(), "baseline")
+    model = IJEPA.from_config(cfg.model).train()
+    out = periodic_probes(model, cfg, DistInfo())
     assert set(out) == {"probe_teacher", "knn_teacher", "probe_student", "knn_student"}
     assert all(0.0 <= v <= 1.0 for v in out.values()) and model.training and model.encoder.training
 
@@ -141,7 +141,7 @@ class FakeGated(torch.nn.Module):
 
 def test_periodic_probes_gated(colour_stl10):
     cfg = small_cfg(colour_stl10, max_train_samples=100, max_test_samples=50, classifier="logistic")
-    out = periodic_probes(FakeGated(), cfg, DistInfo(), "gated")
+    out = periodic_probes(FakeGated(), cfg, DistInfo())
     assert set(out) == {"probe_gated", "knn_gated", "probe_all_open", "knn_all_open"}
     assert out["knn_gated"] == out["knn_all_open"]  # k-NN is scale-invariant
 
@@ -157,7 +157,7 @@ def _gloo_worker(rank: int, world: int, init_file: str, root: str, out_dir: str)
                                          rank=rank, world_size=world, max_samples=101)
         cfg = small_cfg(root, max_train_samples=100, max_test_samples=50, classifier="logistic")
         torch.manual_seed(0)
-        probes = periodic_probes(IJEPA(cfg.model), cfg, DistInfo(rank=rank, world_size=world), "baseline")
+        probes = periodic_probes(IJEPA.from_config(cfg.model), cfg, DistInfo(rank=rank, world_size=world))
         torch.save({"feats": feats, "labels": labels, "probes": probes}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -173,7 +173,7 @@ def test_two_process_gloo_matches_one_process(colour_stl10, tmp_path):
     assert r1["feats"] is None and r1["labels"] is None
     cfg = small_cfg(colour_stl10, max_train_samples=100, max_test_samples=50, classifier="logistic")
     torch.manual_seed(0)
-    single = periodic_probes(IJEPA(cfg.model), cfg, DistInfo(), "baseline")
+    single = periodic_probes(IJEPA.from_config(cfg.model), cfg, DistInfo())
     assert r0["probes"] == r1["probes"]
     assert r0["probes"] == pytest.approx(single, abs=1e-6)
 

@@ -190,8 +190,9 @@ def test_probe_feature_fns_gated_and_all_open():
     assert fns["gated"](images).shape == (3, 32)
 
 
-def test_analytic_flops_match_flop_counter():
-    model = tiny_model(1, "post").eval()
+@pytest.mark.parametrize("location", ["post", "skip", "attn"])
+def test_analytic_flops_match_flop_counter(location):
+    model = tiny_model(1, location).eval()
     image = torch.randn(1, 3, 32, 32)
     spread_gates(model, image)
     vit = model.encoder.config
@@ -203,7 +204,7 @@ def test_analytic_flops_match_flop_counter():
     kept = int(out.open_counts[0])
     assert 0 < kept < 16
     assert full.get_total_flops() == encoder_flops(vit)
-    assert pruned.get_total_flops() == encoder_flops(vit, 1, kept) < encoder_flops(vit)
+    assert pruned.get_total_flops() == encoder_flops(vit, 1, kept, location) < encoder_flops(vit)
 
 
 # --- debug outputs --------------------------------------------------------------------------------

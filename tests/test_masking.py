@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from simple_ijepa.masking import MultiBlockMaskGenerator, block_size, pad_context
+from simple_ijepa.masks import MultiBlockMaskGenerator, RandomMaskGenerator, block_size, build_masks, pad_context
 
 
 def draw(gen, batch, seed):
@@ -108,3 +108,35 @@ def test_context_does_not_depend_on_the_batch_size():
 
     small, large = mean_context(1, 3000), mean_context(256, 100)
     assert abs(large - small) < 0.05 * small, (small, large)
+
+
+# --- random masking (mask.kind=random) --------------------------------------------------------
+@pytest.mark.parametrize("grid,targets", [(12, 4), (6, 2), (4, 2)])
+def test_random_masks_are_disjoint_scattered_sets_of_equal_size(grid, targets):
+    gen = RandomMaskGenerator(grid, targets, target_scale=(0.1, 0.2), context_scale=(0.5, 1.0), min_context=2)
+    n = grid * grid
+    rows_seen = set()
+    for seed in range(50):
+        ctx, tgt, valid = draw(gen, 6, seed)
+        B, T, Kt = tgt.shape
+        assert (B, T) == (6, targets) and valid.all() and valid.shape == ctx.shape
+        assert round(0.1 * n) <= Kt <= round(0.2 * n) and ctx.shape[1] >= 2
+        for b in range(B):
+            picked = tgt[b].flatten().tolist() + ctx[b].tolist()
+            assert len(set(picked)) == len(picked) and min(picked) >= 0 and max(picked) < n  # disjoint
+            assert ctx[b].diff().gt(0).all() and tgt[b].diff(dim=1).gt(0).all()  # raster order
+            rows_seen.add(tuple((tgt[b, 0] // grid).unique().tolist()))
+    assert len(rows_seen) > 10  # scattered, not blocks: many different row sets
+    a, b = draw(gen, 6, 3), draw(gen, 6, 3)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # same seeds, same masks
+
+
+def test_build_masks_picks_the_kind_and_rejects_an_unknown_one():
+    class M:  # a mask.* section
+        target_scale, target_aspect_ratio, context_scale, min_context = (0.15, 0.2), (0.75, 1.5), (0.85, 1.0), 4
+    assert isinstance(build_masks("multiblock", 8, 4, M), MultiBlockMaskGenerator)
+    assert isinstance(build_masks("random", 8, 4, M), RandomMaskGenerator)
+    with pytest.raises(ValueError, match="mask.kind='grid'"):
+        build_masks("grid", 8, 4, M)
+    with pytest.raises(ValueError, match="min_context"):  # each strategy checks its own fit
+        RandomMaskGenerator(4, num_targets=4, target_scale=(0.2, 0.3), min_context=4)

@@ -1,15 +1,19 @@
 import random
+import subprocess
+import sys
 
 import torch
 
 from simple_ijepa.config import IJEPAConfig
-from simple_ijepa.masking import MultiBlockMaskGenerator
-from simple_ijepa.models import IJEPA, VisionTransformer, ViTConfig
+from simple_ijepa.masks import MultiBlockMaskGenerator
+from simple_ijepa.models import ARCH_KEYS, IJEPA, ModelConfig, Predictor, VisionTransformer
 from simple_ijepa.training.trainer import make_config
+
+from helpers import TINY_MODEL as TINY
 
 
 def test_default_encoder_has_about_11_2m_parameters():
-    encoder = VisionTransformer(ViTConfig.from_model_config(IJEPAConfig()))
+    encoder = VisionTransformer(ModelConfig.from_flat(IJEPAConfig()).encoder)
     n = sum(p.numel() for p in encoder.parameters())
     assert 11.0e6 < n < 11.3e6, n
     # 6 heads x 64 = 384 inner attention width (README: 512 dim, 6 heads, ~11M params)
@@ -20,7 +24,7 @@ def tiny_model(**kw):
     cfg = make_config([f"model.{k}={v}" for k, v in dict(image_size=32, patch_size=8, hidden_dim=32, depth=2,
                                                         heads=2, head_dim=16, predictor_dim=24, predictor_depth=1,
                                                         predictor_heads=2, num_targets=2, **kw).items()])
-    return IJEPA(cfg.model)
+    return IJEPA.from_config(cfg.model)
 
 
 def test_shapes_through_encoder_and_predictor():
@@ -81,3 +85,19 @@ def test_no_weight_decay_on_1d_params_and_tokens():
     assert any(p is model.predictor.mask_token for p in no_decay["params"])
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == n_trainable
+
+
+def test_importing_the_models_needs_torch_alone():
+    code = ("import sys, simple_ijepa.models, simple_ijepa.masks; "
+            "print(sorted(m for m in ('hydra', 'omegaconf', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_models_are_built_from_parts_so_a_pretrained_encoder_can_be_passed_in():
+    c = ModelConfig.from_flat(make_config(TINY).model)
+    encoder = VisionTransformer(c.encoder)
+    model = IJEPA(encoder, Predictor.from_config(c.encoder, c.predictor))
+    assert model.encoder is encoder and torch.equal(model.target_encoder.pos_embed, encoder.pos_embed)
+    assert ARCH_KEYS == ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
+                         "predictor_dim", "predictor_depth", "predictor_heads")

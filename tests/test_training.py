@@ -42,6 +42,13 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
     assert any(k.startswith("target_encoder.") for k in state["model"])
 
 
+def test_random_masking_trains(tmp_path):
+    out = train(make_config(DIGITS + ["mask.kind=random", "optim.max_steps=20", "logging.log_every_n_steps=10",
+                                      f"logging.save_model_dir={tmp_path}"]))
+    rows = metrics(tmp_path)
+    assert out["step"] == 20 and rows[-1]["loss"] < rows[0]["loss"]
+
+
 def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path):
     """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights."""
     base = DIGITS + ["optim.max_steps=8", "logging.log_every_n_steps=2", "logging.keep_last=10"]

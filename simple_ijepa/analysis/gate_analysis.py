@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig
 from ..data import collate_batch, eval_transform
 from ..errors import CheckpointError
-from ..models import build_model
+from ..models import build_model, model_class
 from ..training.checkpoint import FORMAT
 from .flops import encoder_flops
 from .plots import bars, heatmap, histogram
@@ -53,7 +53,7 @@ def load_gated_model(ckpt_path: str, device: torch.device | str = "cpu"):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{ckpt_path} is not a simple-ijepa training checkpoint. Pass the training "
                               "checkpoint of a gated run (training_model_gated_ddp.pth), not an encoder file.")
-    if state["variant"] != "gated":
+    if not model_class(state["variant"]).has_gates:
         raise CheckpointError(f"{ckpt_path} is a variant={state['variant']} checkpoint; gate experiments need a "
                               "Gated I-JEPA one (training_model_gated_ddp.pth from a run with variant=gated).")
     cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), state["config"])
@@ -146,7 +146,7 @@ def run_gate_experiments(model, cfg, dataset, out_dir: str, batch_size: int = 25
 
     vit, k = model.encoder.config, model.gate_layer_index
     full = encoder_flops(vit)
-    pruned = float(np.mean([encoder_flops(vit, k, int(c)) for c in kept]))
+    pruned = float(np.mean([encoder_flops(vit, k, int(c), model.gate_location) for c in kept]))
     return {"num_samples": n, "open_frac_mean": real.mean().item(), "open_frac_std": real.std().item(),
             "eval_open_frac_mean": hard.mean().item(), "noise_open_frac_mean": nvr["noise_open_frac_mean"],
             **{f"{a}_loss_mean": abl[f"{a}_loss_mean"] for a in ABLATIONS},

@@ -30,21 +30,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def periodic_probes(model: nn.Module, cfg, dist_info, variant: str | None = None) -> dict[str, float]:
+def periodic_probes(model: nn.Module, cfg, dist_info) -> dict[str, float]:
     """Probe a JEPA model's encoders; every rank must call this and every rank gets the same dict.
 
-    baseline: {"probe_teacher", "knn_teacher", "probe_student", "knn_student"} from
-    `model.target_encoder` and `model.encoder`. gated: probe_<name> / knn_<name> for each
-    name -> feature_fn of `model.probe_feature_fns()`. Accuracies are in [0, 1].
+    probe_<name> / knn_<name> for each name -> feature_fn of `model.probe_feature_fns()` (baseline:
+    teacher and student; gated: gated and all_open). Accuracies are in [0, 1].
     Features are extracted in shards on all ranks first; rank 0 then fits every classifier and
     broadcasts the results once. The model's train/eval modes are restored afterwards.
     """
     net = _unwrap(model)
-    variant = variant or cfg.variant
-    if variant == "gated":
-        fns = dict(net.probe_feature_fns())
-    else:
-        fns = {"teacher": net.target_encoder, "student": net.encoder}
+    fns = net.probe_feature_fns()
     evaluator = probe_evaluator(cfg, dist_info.device)
     rank, world = dist_info.rank, dist_info.world_size
     with eval_mode(net):

@@ -16,13 +16,8 @@ token is replaced by a learned mask token plus its position:
 
 Where the gate sits (model.gate_layer_index, model.gate_location); x is the residual stream:
   null         on the encoder's final (normed) tokens h: the gate reads h, the predictor gets mix(h).
-  k, "post"    after block k: the gate reads block k's output; later blocks get mix(x).
-  k, "skip"    inside block k after the attention residual s = x + attn(x): the gate reads s;
-               block k's MLP and the later blocks get mix(s).
-  k, "attn"    as "skip", but the gate reads the attention output attn(x) (what the token
-               gathered from the others) next to x itself (see GateHead: attn(x) alone is the same
-               for every token while attention is uniform). The residual is gated with it, so a
-               closed token really loses its content; gating attn(x) alone would let x pass through.
+  k, location  inside or after block k, as one function per location in gate_locations.py
+               (post: after the block; skip: after the attention residual; attn: reads attn(x)).
 
 After an in-block gate the later blocks take closed tokens out of attention: the logits get
 +log z_j for key j (the masked softmax of DynamicViT, Rao et al. 2021; a token always sees
@@ -38,10 +33,13 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from .config import GateConfig, ModelConfig
+from .gate_locations import GATE_LOCATIONS, GATE_READS
 from .gates import GateHead, HardConcreteGate, gate_penalty
 from .ijepa import JEPA, regression_loss
 from .layers import gather_tokens
 from .predictor import Predictor
+from .vit import VisionTransformer
 
 
 class GatedTokens(NamedTuple):
@@ -68,21 +66,45 @@ def key_gate_bias(z: torch.Tensor) -> torch.Tensor:
     return torch.where(eye, 0.0, log_z[:, None, None, :])
 
 
+def new_mask_token(dim: int) -> nn.Parameter:
+    """The learned fill [1, 1, D] of a closed token (truncated normal 0.02, as the predictor's)."""
+    token = nn.Parameter(torch.zeros(1, 1, dim))
+    nn.init.trunc_normal_(token, std=0.02)
+    return token
+
+
 class GatedIJEPA(JEPA):
-    def __init__(self, model_cfg):
-        super().__init__(model_cfg)
-        m = model_cfg
-        self.gate_layer_index, self.gate_location = m.gate_layer_index, m.gate_location
-        if self.gate_layer_index is not None and not 0 <= self.gate_layer_index < m.depth:
-            raise ValueError(f"gate_layer_index {self.gate_layer_index} is outside blocks 0..{m.depth - 1}")
-        reads_attention = self.gate_layer_index is not None and m.gate_location == "attn"
-        self.gate_head = GateHead(m.hidden_dim, context=reads_attention)
-        self.gate = HardConcreteGate(m.gate_beta, m.gate_gamma, m.gate_zeta)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, m.hidden_dim))
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.predictor = Predictor(grid=m.image_size // m.patch_size, embed_dim=m.hidden_dim, dim=m.predictor_dim,
-                                   depth=m.predictor_depth, heads=m.predictor_heads, head_dim=m.head_dim,
-                                   mlp_ratio=m.mlp_ratio, with_mask_token=False)
+    has_gates = True
+    file_suffix = "_gated"
+    # Where the gate sits changes what every weight after it means: a resume must keep it.
+    resume_fixed_keys = ("gate_layer_index", "gate_location")
+
+    def __init__(self, encoder: VisionTransformer, gate_head: GateHead, predictor: Predictor, gate: GateConfig,
+                 loss: str = "mse", mask_token: nn.Parameter | None = None):
+        """predictor: built with_mask_token=False (it reads every position, see Predictor.forward_all);
+        gate_head: GateHead(D, context=True) for the "attn" location, else GateHead(D)."""
+        super().__init__(encoder)
+        depth = encoder.config.depth
+        if gate.layer_index is not None and not 0 <= gate.layer_index < depth:
+            raise ValueError(f"gate_layer_index {gate.layer_index} is outside blocks 0..{depth - 1}")
+        self.gate_cfg, self.loss_kind = gate, loss
+        self.gate_layer_index, self.gate_location = gate.layer_index, gate.location
+        self.gate_head = gate_head
+        self.gate = HardConcreteGate(gate.beta, gate.gamma, gate.zeta)
+        self.mask_token = mask_token if mask_token is not None else new_mask_token(encoder.config.dim)
+        self.predictor = predictor
+
+    @classmethod
+    def from_config(cls, model_cfg) -> "GatedIJEPA":
+        """From the README's `model.*` section (or a ModelConfig). Parts are built in the order
+        encoder, gate head, mask token, predictor (the order their initial weights are drawn in)."""
+        c = ModelConfig.from_flat(model_cfg)
+        encoder = VisionTransformer(c.encoder)
+        reads = 1 if c.gate.layer_index is None else GATE_READS[c.gate.location]
+        gate_head = GateHead(c.encoder.dim, context=reads == 2)
+        mask_token = new_mask_token(c.encoder.dim)
+        predictor = Predictor.from_config(c.encoder, c.predictor, with_mask_token=False)
+        return cls(encoder, gate_head, predictor, c.gate, c.loss, mask_token)
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """The baseline's groups for everything but the gate head, which gets its own group at
@@ -91,13 +113,13 @@ class GatedIJEPA(JEPA):
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in head]}
                   for g in super().optimizer_groups(weight_decay)]
         return groups + [{"params": list(self.gate_head.parameters()), "weight_decay": 0.0,
-                          "lr_scale": self.model_cfg.gate_lr_scale}]
+                          "lr_scale": self.gate_cfg.lr_scale}]
 
     # --- the gated student ---------------------------------------------------------------------
     def _gates(self, gate_input: torch.Tensor, z: torch.Tensor | None,
                token_itself: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         log_alpha = self.gate_head(gate_input, token_itself)
-        return log_alpha, (self.gate(log_alpha) if z is None else z)
+        return log_alpha, (self.gate(log_alpha, self.generator) if z is None else z)
 
     def _mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """z * x + (1 - z) * (mask_token + pos). x: [B, N, D], z: [B, N] -> [B, N, D]."""
@@ -111,21 +133,8 @@ class GatedIJEPA(JEPA):
         x = enc.embed(images)
         for block in enc.blocks[:k]:
             x = block(x)
-        block = enc.blocks[k]
-        if self.gate_location == "post":
-            x = block(x)
-            gate_input = x
-            log_alpha, z = self._gates(gate_input, z)
-            return self._mix(x, z), log_alpha, z, gate_input
-        a = block.attn(block.norm1(x))
-        if self.gate_location == "attn":
-            gate_input = a
-            log_alpha, z = self._gates(a, z, token_itself=x)
-        else:
-            gate_input = x + a
-            log_alpha, z = self._gates(gate_input, z)
-        x = self._mix(x + a, z)
-        return x + block.mlp(block.norm2(x)), log_alpha, z, gate_input
+        location = GATE_LOCATIONS[self.gate_location]
+        return location(enc.blocks[k], x, lambda read, itself=None: self._gates(read, z, itself), self._mix)
 
     def _after_gate(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Blocks k+1.. with closed keys removed from attention, then the final norm. x: [B, K, D], z: [B, K]."""
@@ -153,14 +162,14 @@ class GatedIJEPA(JEPA):
     # --- training --------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor):
         """images: [B, 3, S, S] -> (loss, stats); stats' 0-d tensors are logged by the trainer."""
-        m = self.model_cfg
+        g = self.gate_cfg
         target = self.teacher_features(images)  # [B, N, D]
         out = self.encode(images)
         pred = self.predict(out.tokens)
-        loss_pred = regression_loss(pred.float(), target.float(), m.loss)
+        loss_pred = regression_loss(pred.float(), target.float(), self.loss_kind)
         open_prob = self.gate.prob_open(out.log_alpha)  # [B, N]
-        penalty = gate_penalty(open_prob, m.gate_exp_alpha, m.gate_target_open)
-        loss = loss_pred + m.lambda_gates * penalty
+        penalty = gate_penalty(open_prob, g.exp_alpha, g.target_open)
+        loss = loss_pred + g.lambda_gates * penalty
         stats = {
             "loss_pred": loss_pred.detach(),
             "gate_penalty": penalty.detach(),
@@ -194,7 +203,7 @@ class GatedIJEPA(JEPA):
         accuracy goes with the FLOPs that `encode_pruned` saves. Call with the model in eval mode
         (deterministic gates). Each is a module holding this model, so its device can be read off.
         """
-        return {"gated": ProbeFeatures(self, all_open=False), "all_open": ProbeFeatures(self, all_open=True)}
+        return {"gated": PooledFeatures(self, all_open=False), "all_open": PooledFeatures(self, all_open=True)}
 
     @torch.no_grad()
     def encode_pruned(self, images: torch.Tensor) -> PrunedTokens:
@@ -224,7 +233,7 @@ class GatedIJEPA(JEPA):
         return index, z.gather(1, index)
 
 
-class ProbeFeatures(nn.Module):
+class PooledFeatures(nn.Module):
     """images [B, 3, S, S] -> `model.pooled_features(images, all_open)` [B, D], without gradients."""
 
     def __init__(self, model: GatedIJEPA, all_open: bool):
@@ -236,4 +245,4 @@ class ProbeFeatures(nn.Module):
         return self.model.pooled_features(images, self.all_open)
 
 
-__all__ = ["GatedIJEPA", "GatedTokens", "PrunedTokens", "ProbeFeatures", "key_gate_bias"]
+__all__ = ["GatedIJEPA", "GatedTokens", "PooledFeatures", "PrunedTokens", "key_gate_bias", "new_mask_token"]

@@ -34,9 +34,11 @@ class HardConcreteGate(nn.Module):
     def _stretch(self, s: torch.Tensor) -> torch.Tensor:
         return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
 
-    def sample(self, log_alpha: torch.Tensor) -> torch.Tensor:
-        """A stochastic gate per element of log_alpha (the reparameterised training sample)."""
-        u = torch.rand_like(log_alpha).clamp(self.eps, 1.0 - self.eps)
+    def sample(self, log_alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A stochastic gate per element of log_alpha (the reparameterised training sample); the
+        noise comes from `generator` (None = the global RNG)."""
+        u = torch.rand(log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype)
+        u = u.clamp(self.eps, 1.0 - self.eps)
         return self._stretch(torch.sigmoid((u.log() - (-u).log1p() + log_alpha) / self.beta))
 
     def deterministic(self, log_alpha: torch.Tensor) -> torch.Tensor:
@@ -44,8 +46,8 @@ class HardConcreteGate(nn.Module):
         log_alpha >= log((1-gamma)/(zeta-1)) (-+log 11 = -+2.40 with the defaults), in (0, 1) between."""
         return self._stretch(torch.sigmoid(log_alpha))
 
-    def forward(self, log_alpha: torch.Tensor) -> torch.Tensor:
-        return self.sample(log_alpha) if self.training else self.deterministic(log_alpha)
+    def forward(self, log_alpha: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.sample(log_alpha, generator) if self.training else self.deterministic(log_alpha)
 
     def prob_open(self, log_alpha: torch.Tensor) -> torch.Tensor:
         """P(z > 0) of the training distribution, differentiable in log_alpha (same shape)."""

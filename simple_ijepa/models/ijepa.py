@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from .layers import gather_tokens
 from .predictor import Predictor
 from .sigreg import sigreg
-from .vit import VisionTransformer, ViTConfig
+from .config import ModelConfig
+from .vit import VisionTransformer
 
 
 def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -34,13 +35,36 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
 
 
 class JEPA(nn.Module):
-    """Student `encoder` + EMA `target_encoder` (a frozen copy, never given to the optimiser)."""
+    """Student `encoder` + EMA `target_encoder` (a frozen copy, never given to the optimiser).
 
-    def __init__(self, model_cfg):
+    What the training loop, the probes and the tools need to know about a variant, each subclass
+    says here instead of the loop branching on `variant`:
+      needs_masks        the step builds `mask.kind` masks and passes them to forward
+      has_gates          Gated I-JEPA's gate tools apply (debug outputs, gate experiments)
+      file_suffix        checkpoint names: training_model{suffix}_ddp.pth, encoder{suffix}_ddp.pth
+      resume_fixed_keys  `model.*` keys besides ARCH_KEYS that a resumed run must keep
+    and `probe_feature_fns()` (what the periodic probe scores), `reseed()` (its own random draws).
+    """
+    needs_masks = False
+    has_gates = False
+    file_suffix = ""
+    resume_fixed_keys: tuple[str, ...] = ()
+
+    def __init__(self, encoder: VisionTransformer):
         super().__init__()
-        self.model_cfg = model_cfg
-        self.encoder = VisionTransformer(ViTConfig.from_model_config(model_cfg))
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.encoder = encoder
+        self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+        self.generator: torch.Generator | None = None  # None: the global RNG (until reseed)
+
+    def reseed(self, seed: int) -> None:
+        """Seed the model's own generator (gate noise, SIGReg directions) on the model's device: the
+        same seed gives the same draws, so a step replays exactly on resume."""
+        device = self.encoder.pos_embed.device
+        if device.type == "meta":  # shape-only runs draw nothing real
+            return
+        if self.generator is None or self.generator.device != device:
+            self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
 
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -71,22 +95,32 @@ class JEPA(nn.Module):
         return [{"params": decay, "weight_decay": weight_decay},
                 {"params": no_decay, "weight_decay": 0.0}]
 
+    def probe_feature_fns(self) -> dict[str, nn.Module]:
+        """name -> module mapping normalised images [B, 3, S, S] to tokens [B, N, D] or features
+        [B, D], for the periodic linear / k-NN probes (called in eval mode)."""
+        return {"teacher": self.target_encoder, "student": self.encoder}
+
 
 class IJEPA(JEPA):
-    def __init__(self, model_cfg):
-        super().__init__(model_cfg)
-        m = model_cfg
-        # Plain values: forward reads no DictConfig (a torch.compile graph break).
-        self.loss_kind = str(m.loss)
-        self.sigreg_weight, self.sigreg_slices = float(m.sigreg_weight), int(m.sigreg_slices)
-        self.predictor = Predictor(grid=m.image_size // m.patch_size, embed_dim=m.hidden_dim, dim=m.predictor_dim,
-                                   depth=m.predictor_depth, heads=m.predictor_heads, head_dim=m.head_dim,
-                                   mlp_ratio=m.mlp_ratio)
+    needs_masks = True
+
+    def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "mse",
+                 sigreg_weight: float = 0.0, sigreg_slices: int = 256):
+        super().__init__(encoder)
+        self.predictor = predictor
+        self.loss_kind, self.sigreg_weight, self.sigreg_slices = loss, float(sigreg_weight), int(sigreg_slices)
+
+    @classmethod
+    def from_config(cls, model_cfg) -> "IJEPA":
+        """From the README's `model.*` section (or a ModelConfig)."""
+        c = ModelConfig.from_flat(model_cfg)
+        encoder = VisionTransformer(c.encoder)
+        return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices)
 
     def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None):
         """images: [B, C, H, W]; context_idx: [B, Kc]; target_idx: [B, T, Kt]; context_valid: optional
-        bool [B, Kc] (False = padding, see masking.py) -> (loss, stats).
+        bool [B, Kc] (False = padding, see simple_ijepa/masks) -> (loss, stats).
 
         loss = regression(predictor(encoder(context)), LN(teacher(image))[targets])
                + model.sigreg_weight * SIGReg(mean-pooled student context tokens)   (if the weight > 0)
@@ -100,6 +134,6 @@ class IJEPA(JEPA):
         stats = {"loss_pred": loss_pred.detach()}
         if self.sigreg_weight == 0:
             return loss_pred, stats
-        reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices)
+        reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices, generator=self.generator)
         stats["sigreg"] = reg.detach()
         return loss_pred + self.sigreg_weight * reg, stats

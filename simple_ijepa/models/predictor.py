@@ -30,6 +30,12 @@ class Predictor(nn.Module):
         if self.mask_token is not None:
             nn.init.trunc_normal_(self.mask_token, std=0.02)
 
+    @classmethod
+    def from_config(cls, encoder, predictor, with_mask_token: bool = True) -> "Predictor":
+        """From a ViTConfig (the grid and width it reads and predicts) and a PredictorConfig."""
+        p = predictor
+        return cls(encoder.grid, encoder.dim, p.dim, p.depth, p.heads, p.head_dim, p.mlp_ratio, with_mask_token)
+
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Predict target features.

@@ -18,14 +18,15 @@ from .layers import (Block, gather_tokens, init_weights, key_padding_bias, resca
 
 @dataclass
 class ViTConfig:
-    image_size: int = 96
-    patch_size: int = 8
+    """The encoder's shape (built from the README's `model.*` keys by models/config.py)."""
+    image_size: int
+    patch_size: int
+    dim: int
+    depth: int
+    heads: int
+    head_dim: int
+    mlp_ratio: float
     in_chans: int = 3
-    dim: int = 512
-    depth: int = 6
-    heads: int = 6
-    head_dim: int = 64
-    mlp_ratio: float = 2.0
 
     @property
     def grid(self) -> int:
@@ -34,12 +35,6 @@ class ViTConfig:
     @property
     def num_patches(self) -> int:
         return self.grid ** 2
-
-    @classmethod
-    def from_model_config(cls, m) -> "ViTConfig":
-        """Build from the Hydra `model.*` section (IJEPAConfig)."""
-        return cls(image_size=m.image_size, patch_size=m.patch_size, dim=m.hidden_dim, depth=m.depth,
-                   heads=m.heads, head_dim=m.head_dim, mlp_ratio=m.mlp_ratio)
 
 
 class VisionTransformer(nn.Module):

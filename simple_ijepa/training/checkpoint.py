@@ -14,18 +14,14 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..models import ARCH_KEYS, model_class
 
 FORMAT = "simple-ijepa/train-v1"
-# Model keys that change the shape of some weight: a checkpoint must agree on all of them.
-ARCH_KEYS = ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
-             "predictor_dim", "predictor_depth", "predictor_heads")
-# Gated runs: where the gate sits changes what every weight after it means, so these must agree too.
-GATE_KEYS = ("gate_layer_index", "gate_location")
 
 
 def checkpoint_names(variant: str) -> tuple[str, str]:
     """(training checkpoint, encoder checkpoint) file names of the README for a variant."""
-    suffix = "_gated" if variant == "gated" else ""
+    suffix = model_class(variant).file_suffix
     return f"training_model{suffix}_ddp.pth", f"encoder{suffix}_ddp.pth"
 
 
@@ -100,9 +96,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def config_differences(saved: dict, run: dict) -> tuple[list[str], list[str]]:
     """(refused, allowed): "key: checkpoint X, this run Y" for every key on which a checkpoint's
-    saved configuration and this run's differ. Refused: RESUME_FIXED (+ the gate placement for a
-    gated run). Allowed: everything else (a longer schedule, logging, probes, ...)."""
-    fixed = RESUME_FIXED + (tuple(f"model.{k}" for k in GATE_KEYS) if run.get("variant") == "gated" else ())
+    saved configuration and this run's differ. Refused: RESUME_FIXED and the model's own
+    resume_fixed_keys (the gate placement for a gated run). Allowed: everything else (a longer
+    schedule, logging, probes, ...)."""
+    fixed = RESUME_FIXED + tuple(f"model.{k}" for k in model_class(run["variant"]).resume_fixed_keys)
     a, b = _flatten(saved), _flatten(run)
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):

@@ -1,6 +1,6 @@
 """One optimisation step, shared by the trainer and `bench/throughput.py`.
 
-`TrainStep.inputs(images_u8, step)`: uint8 batch -> device -> crop/flip -> (+ masks for baseline).
+`TrainStep.inputs(images_u8, step)`: uint8 batch -> device -> crop/flip -> (+ masks if the model needs them).
 `TrainStep(inputs, step)`: forward under autocast -> backward -> AdamW -> teacher copy / EMA.
 Everything random is seeded from (seed, rank, step): the same step always sees the same batch view.
 
@@ -16,7 +16,7 @@ import random
 import torch
 
 from ..data import random_resized_crop
-from ..masking import MultiBlockMaskGenerator
+from ..masks import build_masks
 from .schedules import learning_rate, teacher_update
 
 log = logging.getLogger("simple_ijepa")
@@ -75,9 +75,8 @@ class TrainStep:
             torch.backends.cuda.enable_cudnn_sdp(False)
         m, mc = cfg.model, cfg.mask
         self.mask_gen = None
-        if cfg.variant == "baseline":
-            self.mask_gen = MultiBlockMaskGenerator(m.image_size // m.patch_size, m.num_targets, mc.target_scale,
-                                                    mc.target_aspect_ratio, mc.context_scale, mc.min_context)
+        if model.needs_masks:
+            self.mask_gen = build_masks(mc.kind, m.image_size // m.patch_size, m.num_targets, mc)
         # The 'meta' device (shape checks, FLOP counts) has no generator: it draws nothing real.
         self.aug_gen = torch.Generator(device=device) if device.type != "meta" else None
         self.mask_torch_gen = torch.Generator()
@@ -128,8 +127,8 @@ class TrainStep:
             torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
             torch._dynamo.maybe_mark_dynamic(inputs[2], 2)
             torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
-        # Gate noise and SIGReg directions come from the global RNG: same step, same draws.
-        torch.manual_seed(step_seed(cfg.seed, self.rank, step))
+        # Gate noise and SIGReg directions come from the model's generator: same step, same draws.
+        self.model.reseed(step_seed(cfg.seed, self.rank, step))
         with autocast(self.device, self.precision):
             loss, stats = self.net(*inputs)
         self.optimizer.zero_grad(set_to_none=True)

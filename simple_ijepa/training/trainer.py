@@ -275,7 +275,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
                                 collapse_ref)
                 if log_now:
-                    if cfg.debug.save_debug_masks and cfg.variant == "gated" and info.is_main:
+                    if cfg.debug.save_debug_masks and model.has_gates and info.is_main:
                         from ..analysis.debug_outputs import save_debug_outputs
 
                         _guarded("debug outputs", step, save_debug_outputs, model, inputs[0], save_dir, step)
@@ -436,7 +436,7 @@ def _tensorboard(cfg, save_dir: str):
 def _probe(model, cfg, info) -> dict:
     from ..evaluation import periodic_probes
 
-    results = periodic_probes(model, cfg, info, cfg.variant)
+    results = periodic_probes(model, cfg, info)
     if results:
         log.info("probe @ step: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
     return results

@@ -1,4 +1,4 @@
-"""Multi-block masking (Assran et al. 2023, Sec. 3 "Context" / "Targets"), vectorised.
+"""Multi-block masking, the paper's strategy (Assran et al. 2023, Sec. 3 "Context" / "Targets"), vectorised.
 
 For a batch on a g x g patch grid (N = g*g):
 - T target blocks: one (h, w) drawn per batch from scale ~ U(target_scale) and aspect ratio
@@ -48,6 +48,7 @@ def smallest_target_area(target_scale, target_aspect_ratio, grid: int) -> int:
 class MultiBlockMaskGenerator:
     def __init__(self, grid: int, num_targets: int = 4, target_scale=(0.15, 0.2),
                  target_aspect_ratio=(0.75, 1.5), context_scale=(0.85, 1.0), min_context: int = 4):
+        """Raises ValueError when the targets can never leave `min_context` patches on the grid."""
         self.grid = grid
         self.num_targets = num_targets
         self.target_scale = tuple(target_scale)
@@ -59,6 +60,12 @@ class MultiBlockMaskGenerator:
         if num_targets * least > n - min_context:
             raise ValueError(f"{num_targets} targets of at least {least} patches leave fewer than "
                              f"min_context={min_context} of the {n} patches for the context")
+
+    @classmethod
+    def from_config(cls, grid: int, num_targets: int, m) -> "MultiBlockMaskGenerator":
+        """From the `mask.*` section."""
+        return cls(grid, int(num_targets), tuple(m.target_scale), tuple(m.target_aspect_ratio),
+                   tuple(m.context_scale), int(m.min_context))
 
     def sample_sizes(self, rng: random.Random) -> tuple[int, int, int]:
         """Draw the batch's target (h, w) and context side c."""
