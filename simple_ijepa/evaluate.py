@@ -18,10 +18,10 @@ import torch
 
 from .config import DATASETS
 from .evaluation import STL10Eval
-from .errors import run_command
+from .errors import CheckpointError, run_command
 from .models import VARIANTS
 from .models.vit import VisionTransformer
-from .training.checkpoint import FORMAT
+from .utils.checkpoint_io import TRAIN_FORMAT, read_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,14 +54,13 @@ def probe_with_random_init(encoder: VisionTransformer, evaluator: STL10Eval, see
 
 def gated_checkpoint(path: str) -> bool:
     """True for a training checkpoint of a variant=gated run (read lazily: the weights stay on disk)."""
-    if not path.endswith((".pth", ".pt")) or not os.path.isfile(path):
+    if not path.endswith((".pth", ".pt")):
         return False
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # noqa: BLE001 - load_encoder reports unreadable files
+        blob = read_checkpoint(path, mmap=True)
+    except CheckpointError:  # load_encoder reports unreadable files
         return False
-    return (isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("variant") in VARIANTS
-            and VARIANTS[blob["variant"]].has_gates)
+    return blob["format"] == TRAIN_FORMAT and blob.get("variant") in VARIANTS and VARIANTS[blob["variant"]].has_gates
 
 
 def probe_gated_with_random_init(model, evaluator: STL10Eval, seed: int = 0,

@@ -13,10 +13,7 @@ from dataclasses import asdict
 import torch
 
 from .models.vit import VisionTransformer, ViTConfig
-from .errors import CheckpointError
-from .training.checkpoint import FORMAT, atomic_save
-
-ENCODER_FORMAT = "simple-ijepa/encoder-v1"
+from .utils.checkpoint_io import ENCODER_FORMAT, atomic_save, read_checkpoint
 
 
 def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = None) -> None:
@@ -36,29 +33,12 @@ def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = Non
 def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionTransformer:
     """A `VisionTransformer` in eval mode from an encoder file (.pth or .safetensors) or a training
     checkpoint (its EMA teacher; `teacher=False` takes the student)."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"Encoder file {path!r} does not exist.")
-    if path.endswith(".safetensors"):
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(path, framework="pt") as f:
-            vit_config = json.loads(f.metadata()["vit_config"])
-        state_dict = load_file(path, device=str(map_location))
+    blob = read_checkpoint(path, "encoder file", map_location)
+    if blob["format"] == ENCODER_FORMAT:
+        state_dict = blob["state_dict"]
     else:
-        try:
-            blob = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"{path} is corrupt or not a torch file ({type(e).__name__}: {e}).") from None
-        fmt = blob.get("format") if isinstance(blob, dict) else None
-        if fmt == ENCODER_FORMAT:
-            vit_config, state_dict = blob["vit_config"], blob["state_dict"]
-        elif fmt == FORMAT:
-            prefix = "target_encoder." if teacher else "encoder."
-            vit_config = blob["vit_config"]
-            state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
-        else:
-            raise CheckpointError(f"{path} is neither a simple-ijepa encoder file nor a training checkpoint.")
-    encoder = VisionTransformer(ViTConfig(**vit_config))
+        prefix = "target_encoder." if teacher else "encoder."
+        state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
+    encoder = VisionTransformer(ViTConfig(**blob["vit_config"]))
     encoder.load_state_dict(state_dict)
     return encoder.eval()

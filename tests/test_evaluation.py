@@ -18,7 +18,7 @@ from simple_ijepa.evaluation import (STL10Eval, extract_features, knn_accuracy, 
                                      periodic_probes)
 from simple_ijepa.models import IJEPA
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
-from simple_ijepa.training.distributed import DistInfo
+from simple_ijepa.utils.distributed import DistInfo
 
 TINY = dict(image_size=32, patch_size=8, dim=32, depth=1, heads=2, head_dim=16, mlp_ratio=2.0)
 

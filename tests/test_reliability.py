@@ -172,7 +172,7 @@ def test_load_encoder_from_every_file_kind(baseline_run):
 def test_plots_written_at_the_end_and_on_demand(baseline_run, tmp_path):
     assert (baseline_run / "loss.png").stat().st_size > 1000
     os.remove(baseline_run / "loss.png")
-    run = run_cli([PYTHON, "-m", "simple_ijepa.plots", str(baseline_run)], cwd=tmp_path)
+    run = run_cli([PYTHON, "-m", "simple_ijepa.analysis.run_plots", str(baseline_run)], cwd=tmp_path)
     assert run.returncode == 0 and (baseline_run / "loss.png").is_file()
 
 

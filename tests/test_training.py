@@ -5,7 +5,7 @@ import os
 import torch
 
 from simple_ijepa.training.checkpoint import find_latest
-from simple_ijepa.training.distributed import DistInfo
+from simple_ijepa.utils.distributed import DistInfo
 from simple_ijepa.training.trainer import epoch_sampler, make_config, train
 
 from helpers import PYTHON, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli

@@ -32,7 +32,7 @@ from ..config import TrainConfig
 from ..data import collate_batch, eval_transform
 from ..errors import CheckpointError
 from ..models import build_model, model_class
-from ..training.checkpoint import FORMAT
+from ..utils.checkpoint_io import TRAIN_FORMAT, read_checkpoint
 from .flops import encoder_flops
 from .plots import bars, heatmap, histogram
 
@@ -44,13 +44,8 @@ ABLATIONS = ("learned", "random", "all_open")
 
 def load_gated_model(ckpt_path: str, device: torch.device | str = "cpu"):
     """(GatedIJEPA in eval mode on `device`, its full TrainConfig) from a gated training checkpoint."""
-    if not os.path.isfile(ckpt_path):
-        raise CheckpointError(f"--ckpt_path {ckpt_path!r}: no such file.")
-    try:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(f"{ckpt_path} is corrupt or not a torch file ({type(e).__name__}: {e}).") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    state = read_checkpoint(ckpt_path)
+    if state["format"] != TRAIN_FORMAT:
         raise CheckpointError(f"{ckpt_path} is not a simple-ijepa training checkpoint. Pass the training "
                               "checkpoint of a gated run (training_model_gated_ddp.pth), not an encoder file.")
     if not model_class(state["variant"]).has_gates:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..data.datasets import UNREADABLE, build_dataset
-from ..training.distributed import broadcast_object
+from ..utils.distributed import broadcast_object
 from .features import FeatureFn, eval_mode, extract_features, is_sharded, module_device
 from .knn import knn_accuracy
 from .probe import CLASSIFIERS, linear_probe_accuracy

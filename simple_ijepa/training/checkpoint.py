@@ -15,31 +15,13 @@ import torch
 
 from ..errors import CheckpointError
 from ..models import ARCH_KEYS, model_class
-
-FORMAT = "simple-ijepa/train-v1"
+from ..utils.checkpoint_io import TRAIN_FORMAT, atomic_save, read_checkpoint
 
 
 def checkpoint_names(variant: str) -> tuple[str, str]:
     """(training checkpoint, encoder checkpoint) file names of the README for a variant."""
     suffix = model_class(variant).file_suffix
     return f"training_model{suffix}_ddp.pth", f"encoder{suffix}_ddp.pth"
-
-
-def atomic_save(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash at any point leaves either the old file or the new one, never half of one.
-    """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _link_or_save(src: str, dst: str, obj) -> None:
@@ -118,14 +100,10 @@ def load_training_checkpoint(path: str, run_config: dict, map_location="cpu") ->
         raise CheckpointError(f"logging.ckpt_path={path!r}: no such file. Pass an existing "
                               f"{checkpoint_names(variant)[0]}, or logging.ckpt_path=auto to resume from "
                               "the latest checkpoint in logging.save_model_dir (if any).")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(f"Checkpoint {path} is corrupt or not a torch file ({type(e).__name__}: {e}). "
-                              "Use an earlier checkpoint from the checkpoints/ folder beside it.") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"Checkpoint {path} is not a simple-ijepa training checkpoint (no format "
-                              f"{FORMAT!r}). An encoder file (encoder_*.pth) cannot resume training.")
+    state = read_checkpoint(path, "logging.ckpt_path", map_location)
+    if state["format"] != TRAIN_FORMAT:
+        raise CheckpointError(f"Checkpoint {path} is an encoder file (encoder_*.pth), which holds no optimiser "
+                              "state and cannot resume training; pass a training_model*_ddp.pth.")
     if state["variant"] != variant:
         raise CheckpointError(f"Checkpoint {path} was trained with variant={state['variant']} but this run "
                               f"has variant={variant}. Set variant={state['variant']} or start a new run.")

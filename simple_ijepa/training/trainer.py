@@ -25,17 +25,18 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from ..analysis.collapse import collapse_stats, collapse_warning
-from ..config import VARIANTS, TrainConfig, resolve_precision, validate
+from ..config import TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
 from ..data.datasets import UNREADABLE
 from ..export import save_encoder
-from ..models import build_model
-from ..plots import plot_run
+from ..models import VARIANTS, build_model
+from ..analysis.run_plots import plot_run
 from ..presets import PRESETS
-from .checkpoint import (FORMAT, checkpoint_names, find_latest, load_training_checkpoint,
+from .checkpoint import (checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
-from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
+from ..utils.checkpoint_io import TRAIN_FORMAT
+from ..utils.distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
 from .schedules import ema_momentum
 from .step import TrainStep, compile_net, effective_precision
 
@@ -409,7 +410,7 @@ def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, trai
     if not info.is_main:
         return
     state = {
-        "format": FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
+        "format": TRAIN_FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
         "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "step": step, "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch,

@@ -1,6 +1,6 @@
 """Plots of a run from its metrics file: `loss.png`, `probe.png` and `collapse.png` in the run directory.
 
-    python -m simple_ijepa.plots ./models        # any logging.save_model_dir
+    python -m simple_ijepa.analysis.run_plots ./models        # any logging.save_model_dir
 """
 from __future__ import annotations
 
