@@ -24,11 +24,20 @@ from .models.vit import VisionTransformer
 from .utils.checkpoint_io import TRAIN_FORMAT, read_checkpoint
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of what to load and where (`load_checkpoint`, `build_dataset`), shared with
+    `visualize`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device."""
     p.add_argument("--ckpt_path", required=True, help="encoder file or training checkpoint")
     p.add_argument("--dataset_name", default="stl10", choices=DATASETS)
     p.add_argument("--dataset_path", default="./data")
+    p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
+    add_source_args(p)
     p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
     p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
     p.add_argument("--max_train_samples", type=int, default=None)
@@ -36,9 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--knn_k", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
-    p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
-    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
 
 
@@ -63,6 +69,19 @@ def gated_checkpoint(path: str) -> bool:
     return blob["format"] == TRAIN_FORMAT and blob.get("variant") in VARIANTS and VARIANTS[blob["variant"]].has_gates
 
 
+def load_checkpoint(path: str, student: bool = False, device="cpu"):
+    """(GatedIJEPA, None) from a gated training checkpoint, else (None, VisionTransformer): an
+    encoder file's encoder, or a training checkpoint's EMA teacher (its student with `student`,
+    also for a gated one). In eval mode, on `device`."""
+    from .export import load_encoder
+
+    if gated_checkpoint(path) and not student:
+        from .analysis.gate_analysis import load_gated_model
+
+        return load_gated_model(path, device)[0], None
+    return None, load_encoder(path, teacher=not student).to(device)
+
+
 def probe_gated_with_random_init(model, evaluator: STL10Eval, seed: int = 0,
                                  device="cpu") -> dict[str, dict[str, float]]:
     """{"gated", "all_open", "EMA teacher", "random init"} -> {"probe_acc", "knn_acc"} for a
@@ -79,16 +98,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     ({"gated", "all_open", "EMA teacher", "random init"} for a gated training checkpoint)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from .export import load_encoder
-
-    if gated_checkpoint(args.ckpt_path) and not args.student:
-        from .analysis.gate_analysis import load_gated_model
-
-        gated, encoder = load_gated_model(args.ckpt_path, args.device)[0], None
-        vit = gated.encoder.config
-    else:
-        gated, encoder = None, load_encoder(args.ckpt_path, teacher=not args.student)
-        vit = encoder.config
+    gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
+    vit = (gated.encoder if gated is not None else encoder).config
     size = args.image_size or vit.image_size
     if size != vit.image_size:
         raise SystemExit(f"--image_size {size} does not match the encoder's {vit.image_size} "

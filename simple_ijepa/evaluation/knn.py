@@ -6,6 +6,15 @@ import torch
 import torch.nn.functional as F
 
 
+def centred_unit(train_x: np.ndarray, test_x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features [n, D] / [m, D] -> float32 tensors centred on the train mean and L2-normalised per
+    row (SimpleShot's "CL2N"), so that a matrix product gives their cosine similarities."""
+    train = torch.from_numpy(np.asarray(train_x, np.float32))
+    test = torch.from_numpy(np.asarray(test_x, np.float32))
+    mean = train.mean(dim=0)
+    return F.normalize(train - mean, dim=1), F.normalize(test - mean, dim=1)
+
+
 def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                  k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
     """Top-1 accuracy of a weighted k-NN vote.
@@ -16,10 +25,7 @@ def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     votes for its label with weight exp(similarity / temperature), and the largest total wins.
     Test rows go `chunk` at a time ([chunk, n] similarities).
     """
-    train = torch.from_numpy(np.asarray(train_x, np.float32))
-    test = torch.from_numpy(np.asarray(test_x, np.float32))
-    mean = train.mean(dim=0)
-    train, test = F.normalize(train - mean, dim=1), F.normalize(test - mean, dim=1)
+    train, test = centred_unit(train_x, test_x)
     labels = torch.from_numpy(np.asarray(train_y, np.int64))
     truth = torch.from_numpy(np.asarray(test_y, np.int64))
     num_classes = int(max(labels.max(), truth.max())) + 1

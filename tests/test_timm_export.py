@@ -1,0 +1,103 @@
+"""Export to timm: `to_timm` gives our tokens, the command writes a file timm loads, and encoders
+timm cannot hold are refused with a clear error."""
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+from simple_ijepa.errors import ConfigError
+from simple_ijepa.export import main as export, save_encoder, to_timm
+from simple_ijepa.models.vit import VisionTransformer, ViTConfig
+
+from helpers import PYTHON, run_cli
+
+timm = pytest.importorskip("timm")
+
+TINY = dict(image_size=32, patch_size=8, dim=32, depth=2, heads=2, head_dim=16)
+
+
+def tiny_vit(seed: int = 0, perturb: bool = False, **kw) -> VisionTransformer:
+    """A tiny random-init encoder; `perturb` adds noise to every parameter (zero biases and unit
+    LayerNorms then take other values, so a mix-up between any two of them would show)."""
+    torch.manual_seed(seed)
+    encoder = VisionTransformer(ViTConfig(**{**TINY, **kw}))
+    if perturb:
+        with torch.no_grad():
+            for p in encoder.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    return encoder.eval()
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_to_timm_gives_the_same_tokens(perturb):
+    encoder = tiny_vit(perturb=perturb)
+    model = to_timm(encoder)
+    assert not model.training and model.cls_token is None and model.pos_embed.shape == (1, 16, 32)
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert len(norms) == 2 * 2 + 1 and all(m.eps == 1e-6 for m in norms)
+    assert all(isinstance(b.ls1, nn.Identity) and isinstance(b.drop_path1, nn.Identity) for b in model.blocks)
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = encoder(images)
+        tokens = model.forward_features(images)
+        pooled = model(images)
+    torch.testing.assert_close(tokens, ours)
+    torch.testing.assert_close(pooled, ours.mean(dim=1))
+
+
+def test_mlp_ratio_and_one_channel_carry_over():
+    encoder = tiny_vit(seed=2, perturb=True, mlp_ratio=3.0, in_chans=1, depth=1)
+    images = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(to_timm(encoder).forward_features(images), encoder(images))
+
+
+@pytest.mark.parametrize("heads,head_dim,fix", [(6, 64, "model.heads=8 model.head_dim=64"),
+                                                (2, 8, "model.head_dim=16")])
+def test_attention_narrower_than_the_width_is_refused(heads, head_dim, fix):
+    dim = 512 if heads == 6 else 32
+    encoder = VisionTransformer(ViTConfig(image_size=32, patch_size=8, dim=dim, depth=1, heads=heads,
+                                          head_dim=head_dim))
+    with pytest.raises(ConfigError, match=rf"heads x head_dim = {heads} x {head_dim} = {heads * head_dim} wide, "
+                                          rf"but its hidden_dim is {dim}") as e:
+        to_timm(encoder)
+    assert "model.head_dim = hidden_dim / heads" in str(e.value) and fix in str(e.value)
+
+
+def test_command_writes_a_file_timm_loads(tmp_path, capsys):
+    encoder = tiny_vit(seed=3, perturb=True)
+    path = str(tmp_path / "encoder_ddp.pth")
+    save_encoder(encoder, path)
+    out = str(tmp_path / "timm.safetensors")
+    kwargs = export(["--ckpt_path", path.replace(".pth", ".safetensors"), "--timm", out])
+    assert kwargs["num_classes"] == 0 and kwargs["global_pool"] == "avg" and kwargs["class_token"] is False
+    printed = capsys.readouterr().out
+    snippet = printed.split("\n\n", 1)[1]
+    images = torch.randn(2, 3, 32, 32)
+    scope = {"images": images}
+    with torch.no_grad():
+        exec(snippet, scope)  # the printed load snippet, as a user would paste it
+        ours = encoder(images)
+    assert isinstance(scope["model"], timm.models.vision_transformer.VisionTransformer)
+    torch.testing.assert_close(scope["tokens"], ours)
+    torch.testing.assert_close(scope["features"], ours.mean(dim=1))
+
+
+def test_command_refuses_a_non_exportable_encoder_before_writing(tmp_path):
+    path = str(tmp_path / "encoder_ddp.pth")
+    save_encoder(VisionTransformer(ViTConfig(**{**TINY, "head_dim": 8})), path)
+    with pytest.raises(ConfigError, match="cannot be exported to timm"):
+        export(["--ckpt_path", path, "--timm", str(tmp_path / "timm.safetensors")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder_ddp.pth", "encoder_ddp.safetensors"]
+
+
+def test_missing_timm_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm.models.vision_transformer", None)
+    with pytest.raises(ImportError, match=r"pip install 'simple-ijepa\[timm\]'"):
+        to_timm(tiny_vit())
+
+
+def test_module_help_runs_without_warnings(tmp_path):
+    run = run_cli([PYTHON, "-W", "error", "-m", "simple_ijepa.export", "--help"], cwd=tmp_path, timeout=120)
+    assert run.returncode == 0 and "--timm" in run.stdout, run.stdout
