@@ -112,8 +112,8 @@ class EvalConfig:
     enabled: bool = True
     every_n_steps: Optional[int] = None  # null = logging.log_every_n_steps
     classifier: str = "calibrated"  # "calibrated" (README) or "logistic"
-    max_train_samples: Optional[int] = None  # subsample the probe's train split (speed)
-    max_test_samples: Optional[int] = None
+    max_train_samples: Optional[int] = None  # subsample the probe's train split (speed); null = all, folder: 10k
+    max_test_samples: Optional[int] = None  # likewise the test split
     knn_k: int = 20
     batch_size: int = 256
 

@@ -28,7 +28,7 @@ from ..analysis.collapse import collapse_stats, collapse_warning
 from ..config import VARIANTS, TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
-from ..data.datasets import UNREADABLE
+from ..data.datasets import UNREADABLE, ImageFolderDataset
 from ..export import save_encoder
 from ..models import build_model
 from ..plots import plot_run
@@ -174,8 +174,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 
     # Data: rank 0 first (it may download), then the others.
     def load():
-        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled",
-                             download=cfg.data.download, image_size=cfg.model.image_size)
+        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
+                             image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed)
     dataset = load() if info.is_main else None
     if info.enabled:
         dist.barrier()
@@ -238,6 +238,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
+        if isinstance(dataset, ImageFolderDataset):
+            dataset.set_epoch(epoch)  # where each image's square falls this epoch (a resume replays it)
         loader = DataLoader(dataset, batch_size=B, sampler=epoch_sampler(dataset, info, cfg.seed, epoch, skip * B),
                             drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                             pin_memory=device.type == "cuda")
