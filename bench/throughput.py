@@ -100,7 +100,7 @@ def host_batches(cfg, batch_size: int, count: int, device: torch.device, real: b
         from simple_ijepa.data import build_dataset
 
         ds = build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled",
-                           image_size=cfg.model.image_size)
+                           image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed)
         batches = [ds.__getitems__(torch.randint(0, len(ds), (batch_size,), generator=g).tolist())[0]
                    for _ in range(count)]
     else:

@@ -5,6 +5,7 @@ Every key of the README's tables keeps its name and default. Keys we added are m
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -105,6 +106,8 @@ class LoggingConfig:
     ckpt_every_n_steps: Optional[int] = None  # (new) null = at every log step (the README's promise)
     overwrite: bool = False  # (new) a fresh run may replace another run's files in save_model_dir
     tensorboard: bool = False  # (new) also write TensorBoard scalars (needs `tensorboard`)
+    wandb: bool = False  # (new) also log to Weights & Biases (needs `wandb`); resumes continue the run
+    wandb_project: str = "simple-ijepa"  # (new) the W&B project
 
 
 @dataclass
@@ -113,8 +116,8 @@ class EvalConfig:
     enabled: bool = True
     every_n_steps: Optional[int] = None  # null = logging.log_every_n_steps
     classifier: str = "calibrated"  # "calibrated" (README) or "logistic"
-    max_train_samples: Optional[int] = None  # subsample the probe's train split (speed)
-    max_test_samples: Optional[int] = None
+    max_train_samples: Optional[int] = None  # subsample the probe's train split (speed); null = all, folder: 10k
+    max_test_samples: Optional[int] = None  # likewise the test split
     knn_k: int = 20
     batch_size: int = 256
 
@@ -258,6 +261,10 @@ def validate(cfg) -> None:
     _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
     _check(cfg.logging.ckpt_every_n_steps is None or cfg.logging.ckpt_every_n_steps >= 1,
            "logging.ckpt_every_n_steps", "must be >= 1, or null to checkpoint at every log step.")
+    _check(not cfg.logging.wandb or importlib.util.find_spec("wandb") is not None, "logging.wandb",
+           "the `wandb` package is not installed; `pip install 'simple-ijepa[wandb]'` (or `pip install wandb`), "
+           "or set it to false.")
+    _check(bool(cfg.logging.wandb_project.strip()), "logging.wandb_project", "must name a W&B project.")
     ev = cfg.eval
     _check(ev.classifier in ("calibrated", "logistic"), "eval.classifier",
            f"{ev.classifier!r} is not 'calibrated' or 'logistic'.")

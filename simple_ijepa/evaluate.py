@@ -40,8 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_source_args(p)
     p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
     p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
-    p.add_argument("--max_train_samples", type=int, default=None)
-    p.add_argument("--max_test_samples", type=int, default=None)
+    p.add_argument("--max_train_samples", type=int, default=None, help="default: all (a folder: 10,000)")
+    p.add_argument("--max_test_samples", type=int, default=None, help="default: all (a folder: 10,000)")
+    p.add_argument("--num_workers", type=int, default=4, help="processes that decode a folder's images")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--knn_k", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
@@ -106,13 +107,13 @@ def main(argv=None) -> dict[str, dict[str, float]]:
                          "(its positions are fixed to that grid); leave --image_size out.")
     evaluator = STL10Eval(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
                           args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
-                          args.download)
+                          args.download, args.num_workers)
     if gated is not None:
         results = probe_gated_with_random_init(gated, evaluator, args.seed, args.device)
     else:
         results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
-    n_train = min(len(evaluator.train_set), args.max_train_samples or len(evaluator.train_set))
-    n_test = min(len(evaluator.test_set), args.max_test_samples or len(evaluator.test_set))
+    n_train = min(len(evaluator.train_set), evaluator.max_train_samples or len(evaluator.train_set))
+    n_test = min(len(evaluator.test_set), evaluator.max_test_samples or len(evaluator.test_set))
     print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "
           f"{args.classifier} linear probe, {args.knn_k}-NN")
     print(f"{'encoder':<24}{'linear probe':>14}{'k-NN':>10}")

@@ -90,3 +90,102 @@ def test_batched_crop_and_flip():
     assert gray.shape == (6, 3, 24, 24)
     lo = (0 - torch.tensor(MEAN)) / torch.tensor(STD)
     assert (out.amin(dim=(0, 2, 3)) >= lo - 1e-5).all()
+
+
+# --- issue 13: folders at scale (train/ + val/ splits, decoding large enough for the crops) ---------
+def _write_pngs(folder, sizes, seed: int = 0) -> None:
+    """One PNG per (width, height) in `sizes` under `folder` (created)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(rng.randint(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def imagenet_layout(root, n_train: int = 4, n_val: int = 3) -> None:
+    """root/{train,val}/{cat,dog}/*.png: images of different sizes and aspects (portrait, landscape, square)."""
+    sizes = [(40, 30), (24, 48), (36, 36), (60, 20), (30, 45)]
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c, name in enumerate(("cat", "dog")):
+            _write_pngs(root / split / name, sizes[:n], seed=c)
+
+
+def test_pretraining_decode_keeps_the_aspect_above_image_size(tmp_path):
+    from simple_ijepa.data.datasets import decode_image, decode_resized, pretrain_side
+
+    assert pretrain_side(96, 0.3) == 176  # ceil(96 / sqrt(0.3)) = ceil(175.3)
+    assert pretrain_side(96, 0.25) == 192 and pretrain_side(96, 0.08) == 192  # capped at 2x
+    assert pretrain_side(28, 0.6) == 37 and pretrain_side(32, 1.0) == 32
+    _write_pngs(tmp_path, [(80, 40), (30, 60)])
+    side = pretrain_side(16, 0.3)  # 30
+    wide, tall = (decode_resized(str(tmp_path / f"{i}.png"), side) for i in (0, 1))
+    assert wide.shape == (3, 30, 60) and tall.shape == (3, 60, 30)  # shorter side 30 > 16, aspect 2:1 kept
+    square = decode_image(str(tmp_path / "0.png"), side, window=1.0)  # the right-hand square
+    assert square.shape == (3, 30, 30) and np.array_equal(square, wide[:, :, 30:])
+
+
+def test_train_and_val_folders_are_the_probes_splits(tmp_path):
+    from simple_ijepa.evaluation import STL10Eval
+
+    imagenet_layout(tmp_path, n_train=4, n_val=3)
+    pretrain = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3)
+    assert len(pretrain) == 8 and all(f"{os.sep}train{os.sep}" in p for p in pretrain.paths)
+    x, _ = pretrain.__getitems__([0, 1, 2])
+    assert x.shape == (3, 3, 30, 30)  # pretrain_side(16, 0.3): batches stack at the larger size
+    assert torch.equal(x, pretrain.__getitems__([0, 1, 2])[0])  # squares drawn from (seed, epoch, index)
+    pretrain.set_epoch(1)
+    assert not torch.equal(x, pretrain.__getitems__([0, 1, 2])[0])  # another epoch, other squares
+    probe = STL10Eval(16, str(tmp_path), "folder", classifier="logistic", knn_k=3)
+    assert len(probe.train_set) == 8 and len(probe.test_set) == 6  # every val/ image is the test split
+    assert probe.train_set.num_classes == probe.test_set.num_classes == 2
+    assert probe.test_set.labels.tolist() == [0, 0, 0, 1, 1, 1]  # cat, dog: from the class folders
+    assert all(f"{os.sep}val{os.sep}" in p for p in probe.test_set.paths)
+    assert probe.max_train_samples == probe.max_test_samples == 10_000  # the folder default
+    feats = probe.extract(lambda images: images.flatten(1))
+    assert feats.test_x.shape == (6, 3 * 16 * 16) and feats.test_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert 0 <= probe.score(feats)["probe_acc"] <= 1
+    (tmp_path / "val" / "bird").mkdir()
+    _write_pngs(tmp_path / "val" / "bird", [(20, 20)])
+    with pytest.raises(DatasetError, match="bird"):
+        build_dataset("folder", str(tmp_path), "test", image_size=16)
+
+
+def test_a_flat_folder_keeps_its_80_20_split(tmp_path):
+    for c in ("cat", "dog"):
+        _write_pngs(tmp_path / c, [(40, 30)] * 5)
+    train = build_dataset("folder", str(tmp_path), "train", image_size=16)
+    test = build_dataset("folder", str(tmp_path), "test", image_size=16)
+    pretrain = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.5)
+    assert (len(train), len(test)) == (8, 2) and not set(train.paths) & set(test.paths)
+    assert pretrain.paths == train.paths  # pretraining reads the probe's 80%, never its test images
+    assert pretrain.__getitems__([0])[0].shape == (1, 3, 23, 23)  # ceil(16 / sqrt(0.5))
+
+
+def test_a_training_run_on_train_and_val_decodes_in_the_loader_workers(tmp_path, monkeypatch):
+    """Pretraining and the probe decode in DataLoader worker processes: pretraining at the larger
+    side (random squares), the probe at image_size."""
+    from simple_ijepa.data import datasets
+    from simple_ijepa.training.trainer import make_config, train
+    from helpers import TINY_MODEL
+
+    imagenet_layout(tmp_path / "data", n_train=5, n_val=2)
+    decode, log_file = datasets.decode_image, tmp_path / "decodes.txt"
+
+    def logged(path, size, window=0.5):
+        with open(log_file, "a") as f:  # forked workers append to the same file
+            f.write(f"{os.getpid()} {size}\n")
+        return decode(path, size, window)
+
+    monkeypatch.setattr(datasets, "decode_image", logged)
+    out = train(make_config(TINY_MODEL + [
+        "data.dataset_name=folder", f"data.dataset_path={tmp_path / 'data'}", "model.image_size=16",
+        "model.patch_size=4", "data.crop_scale=[0.3,1.0]", "dataloader.batch_size=4", "dataloader.num_workers=1",
+        "optim.max_steps=3", "logging.log_every_n_steps=3", "eval.classifier=logistic", "eval.knn_k=3",
+        f"logging.save_model_dir={tmp_path / 'run'}"]))
+    assert out["step"] == 3 and 0 <= out["metrics"]["probe_teacher"] <= 1
+    decodes = [line.split() for line in log_file.read_text().splitlines()]
+    assert {pid for pid, _ in decodes}.isdisjoint({str(os.getpid())})  # none in the main process
+    sizes = [int(size) for _, size in decodes]
+    assert set(sizes) == {30, 16} and sizes.count(30) >= 3 * 4  # pretraining: 3 steps of 4 (+ prefetched)
+    assert sizes.count(16) == 2 * (10 + 4)  # the probe: 2 encoders x (10 train/ + 4 val/ images)

@@ -2,12 +2,14 @@
 
 `build_dataset(name, root, split)` with split in {"unlabeled", "train", "test"}:
 "unlabeled" is what pretraining reads (STL-10's 100k unlabeled images; the train images of the
-other sets), "train"/"test" are the labelled splits the probe uses.
+other sets), "train"/"test" are the labelled splits the probe uses. An image folder is decoded file
+by file when a batch is read, so in the DataLoader's worker processes.
 """
 from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 
 import numpy as np
@@ -22,6 +24,7 @@ FASHION_MNIST_DIRS = ("fashion-mnist", os.path.join("FashionMNIST", "raw"))
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian `dataset-fashion-mnist`
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 UNREADABLE = -2  # the label of a black stand-in for an image file that could not be decoded
+MAX_PRETRAIN_SIDE = 2.0  # a folder's pretraining images are decoded at most this times model.image_size
 log = logging.getLogger(__name__)
 
 
@@ -55,36 +58,78 @@ def collate_batch(batch):
     return batch
 
 
-def decode_image(path: str, size: int) -> np.ndarray:
-    """One image file -> uint8 [3, size, size]: EXIF orientation applied, any mode (palette, alpha,
-    CMYK, 16-bit, float) made 8-bit RGB, the centre square resized to `size` (bicubic)."""
+def pretrain_side(image_size: int, min_crop_scale: float) -> int:
+    """The shorter side at which a folder's images are decoded for pretraining:
+    ceil(image_size / sqrt(min_crop_scale)), so that the smallest random-resized crop (area share
+    `min_crop_scale` of the square) still spans image_size decoded pixels instead of upsampling a
+    smaller copy; at most MAX_PRETRAIN_SIDE x image_size, which bounds the uint8 batches' memory
+    (4x the pixels of image_size) and the device crop's bilinear downsampling (no antialiasing)."""
+    side = math.ceil(image_size / math.sqrt(min_crop_scale) - 1e-9)  # (1e-9: 96 / sqrt(0.25) is 192, not 193)
+    return max(image_size, min(side, int(MAX_PRETRAIN_SIDE * image_size)))
+
+
+def _to_rgb(im):
+    """Any PIL mode (palette, alpha, CMYK, 16-bit, float) -> 8-bit RGB; 16-bit greys scaled, not clipped."""
+    from PIL import Image
+
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deep greys: convert("RGB") would clip
+        a = np.asarray(im, dtype=np.float32)
+        a = a / 257.0 if im.mode.startswith("I;16") or a.max() > 255 else a
+        im = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+    return im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA") else im.convert("RGB")
+
+
+def decode_resized(path: str, side: int) -> np.ndarray:
+    """One image file -> uint8 [3, H, W] with min(H, W) == side and the file's aspect ratio kept
+    (bicubic): EXIF orientation applied, any mode made 8-bit RGB. A JPEG at least twice as large is
+    decoded at 1/2, 1/4 or 1/8 scale first (PIL's draft mode; never below `side`)."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deep greys: convert("RGB") would clip
-            a = np.asarray(im, dtype=np.float32)
-            a = a / 257.0 if im.mode.startswith("I;16") or a.max() > 255 else a
-            im = Image.fromarray(a.clip(0, 255).astype(np.uint8))
-        im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA") else im.convert("RGB")
-        side = min(im.size)  # centre square, then resize
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+        im.draft(None, (side, side))
+        im = _to_rgb(ImageOps.exif_transpose(im))
+        scale = side / min(im.size)
+        size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
+        if size != im.size:
+            im = im.resize(size, Image.BICUBIC)
         return np.asarray(im).transpose(2, 0, 1)
 
 
-class ImageFolderDataset(Dataset):
-    """Image files, centre-cropped and resized to `size` x `size` on read; labels int64 [N] or None.
+def decode_image(path: str, size: int, window: float = 0.5) -> np.ndarray:
+    """One image file -> uint8 [3, size, size]: `decode_resized` to a shorter side of `size`, then
+    the square at `window` along the longer side (0 = left / top, 0.5 = the centre, 1 = right / bottom)."""
+    image = decode_resized(path, size)
+    top, left = (round(window * (n - size)) for n in image.shape[1:])
+    return image[:, top:top + size, left:left + size]
 
+
+class ImageFolderDataset(Dataset):
+    """Image files decoded on read (in the loader's workers) to uint8 [3, size, size]; labels int64
+    [N] or None.
+
+    Each file's shorter side is resized to `size` (aspect kept) and a square cut out of it: the
+    centre one, or with `random_window` one at a position drawn from (seed, epoch, index), so a
+    batch stacks and a resumed run sees the same squares (the trainer calls `set_epoch`).
     A file that cannot be decoded (corrupt, truncated, empty, not an image) never stops a run: it
     is logged once by name and read as a black image labelled UNREADABLE (-2), which the trainer
     counts and the probes leave out.
     """
 
-    def __init__(self, paths: list[str], labels, num_classes: int, size: int):
+    def __init__(self, paths: list[str], labels, num_classes: int, size: int, random_window: bool = False,
+                 seed: int = 0):
         self.paths, self.size = paths, size
         self.labels, self.num_classes = labels, num_classes
+        self.random_window, self.seed, self.epoch = random_window, seed, 0
         self._reported: set[str] = set()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's square windows (random_window); call before the epoch's DataLoader."""
+        self.epoch = epoch
+
+    def _window(self, i: int) -> float:
+        if not self.random_window:
+            return 0.5
+        return float(np.random.default_rng([self.seed % 2**32, self.epoch, i]).random())
 
     def __getitem__(self, i: int):
         return self.__getitems__([i])
@@ -98,7 +143,7 @@ class ImageFolderDataset(Dataset):
         labels = np.array(labels, dtype=np.int64)
         for k, i in enumerate(indices):
             try:
-                out[k] = decode_image(self.paths[i], self.size)
+                out[k] = decode_image(self.paths[i], self.size, self._window(i))
             except Exception as e:  # noqa: BLE001 - PIL raises many kinds; any of them means the same here
                 labels[k] = UNREADABLE
                 if self.paths[i] not in self._reported:
@@ -161,28 +206,65 @@ def _cifar10(root: str, split: str, download: bool) -> ImageArrayDataset:
     return ImageArrayDataset(ds.data.transpose(0, 3, 1, 2), np.asarray(ds.targets), num_classes=10)
 
 
-def _folder(root: str, split: str, image_size: int) -> ImageArrayDataset:
-    if not os.path.isdir(root):
-        raise DatasetError(f"Image folder {root!r} (data.dataset_path) does not exist.")
+def _image_paths(root: str) -> list[str]:
+    """Every image file (IMAGE_EXTENSIONS) below `root`, sorted."""
     paths = sorted(
         os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
         raise DatasetError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r} (data.dataset_path).")
-    tops = [os.path.relpath(p, root).split(os.sep) for p in paths]
-    labelled = all(len(t) > 1 for t in tops)
-    classes = sorted({t[0] for t in tops}) if labelled else []
-    labels = np.array([classes.index(t[0]) for t in tops]) if labelled else None
-    if split != "unlabeled" or labelled:
-        idx = _split_indices(len(paths), split, test_share=0.2)
-        paths = [paths[i] for i in idx]
-        labels = labels[idx] if labels is not None else None
+    return paths
+
+
+def _class_labels(paths: list[str], root: str, classes: list[str] | None = None):
+    """(labels int64 [N], classes): an image's class is its first folder below `root`, numbered by
+    its place in `classes` (default: those folders, sorted). (None, []) if an image is not in a folder."""
+    prefix = len(os.path.join(root, ""))  # (a slice: os.path.relpath takes seconds on a million files)
+    parts = [p[prefix:].split(os.sep, 1) for p in paths]
+    if any(len(part) == 1 for part in parts):
+        return None, []
+    tops = [part[0] for part in parts]
+    classes = classes if classes is not None else sorted(set(tops))
+    number = {c: k for k, c in enumerate(classes)}
+    unknown = sorted(set(tops) - set(number))
+    if unknown:
+        raise DatasetError(f"Class folder(s) {unknown[:5]} under {root!r} have no folder of the same name in "
+                           "train/; val/ must use train/'s class names.")
+    return np.array([number[t] for t in tops], dtype=np.int64), classes
+
+
+def _folder(root: str, split: str, size: int, random_window: bool = False, seed: int = 0) -> ImageFolderDataset:
+    """data.dataset_name=folder. With DIR/train/ and DIR/val/ (the ImageNet layout) these are the
+    splits: train/ for pretraining and the probe's train split, val/ for its test split, each with
+    class folders below it. Otherwise DIR (or DIR/train/ alone) is one folder: pretraining reads every
+    image, and with class sub-folders a fixed 80/20 split (seed 0) makes the probe's train / test
+    splits, pretraining then reading the 80%."""
+    root = os.path.normpath(root)
+    if not os.path.isdir(root):
+        raise DatasetError(f"Image folder {root!r} (data.dataset_path) does not exist.")
+    train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
+    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
+        root = val_dir if split == "test" else train_dir
+        paths = _image_paths(root)
+        labels, classes = _class_labels(paths, root, sorted(e.name for e in os.scandir(train_dir) if e.is_dir()))
+    else:
+        root = train_dir if os.path.isdir(train_dir) else root
+        paths = _image_paths(root)
+        labels, classes = _class_labels(paths, root)
+        if split != "unlabeled" or labels is not None:
+            idx = _split_indices(len(paths), split, test_share=0.2)
+            paths = [paths[i] for i in idx]
+            labels = labels[idx] if labels is not None else None
     if split != "unlabeled" and labels is None:
-        raise DatasetError(f"Image folder {root!r} has no class sub-folders, so it has no labels to probe with.")
-    return ImageFolderDataset(paths, labels, len(classes), image_size)
+        raise DatasetError(f"Image folder {root!r} has no class sub-folders, so it has no labels to probe with; "
+                           "put every image in a folder named after its class.")
+    return ImageFolderDataset(paths, labels, len(classes), size, random_window, seed)
 
 
-def build_dataset(name: str, root: str, split: str, download: bool = False, image_size: int = 96):
-    """The `split` of dataset `name` under `root` as an ImageArrayDataset."""
+def build_dataset(name: str, root: str, split: str, download: bool = False, image_size: int = 96,
+                  min_crop_scale: float | None = None, seed: int = 0):
+    """The `split` of dataset `name` under `root` as an ImageArrayDataset (ImageFolderDataset for
+    "folder": its images are centre squares at `image_size`; for pretraining, `min_crop_scale` =
+    data.crop_scale[0] makes them squares at `pretrain_side`, at a random place seeded by `seed`)."""
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     if name == "stl10":
@@ -199,5 +281,7 @@ def build_dataset(name: str, root: str, split: str, download: bool = False, imag
     if name == "cifar10":
         return _cifar10(root, split, download)
     if name == "folder":
-        return _folder(root, split, image_size)
+        if min_crop_scale is None:
+            return _folder(root, split, image_size)
+        return _folder(root, split, pretrain_side(image_size, min_crop_scale), random_window=True, seed=seed)
     raise ValueError(f"unknown dataset {name!r}")

@@ -1,6 +1,8 @@
 """Frozen features for probing: a labelled dataset in, mean-pooled float32 features out.
 
 With several processes each rank extracts one contiguous shard and rank 0 gathers them in order.
+Images are read in `num_workers` DataLoader processes (an image folder decodes its files there);
+rank 0 shows a progress bar on a terminal.
 """
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from ..data.augment import eval_transform
+from ..data.datasets import collate_batch
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, S, S] -> [B, N, D] or [B, D]
 
@@ -59,33 +64,50 @@ def module_device(fn, default: torch.device | str = "cpu") -> torch.device:
     return torch.device(default)
 
 
+def _batches(dataset, indices: np.ndarray, batch_size: int, num_workers: int):
+    """(uint8 images [b, C, H, W], labels [b]) of dataset[indices] in order, `batch_size` at a time,
+    read in `num_workers` DataLoader processes (0 = in this one)."""
+    chunks = [indices[start:start + batch_size].tolist() for start in range(0, len(indices), batch_size)]
+    if num_workers == 0:
+        return map(dataset.__getitems__, chunks)
+    return DataLoader(dataset, batch_sampler=chunks, collate_fn=collate_batch, num_workers=num_workers)
+
+
 @torch.no_grad()
-def _extract(feature_fn: FeatureFn, dataset, indices: np.ndarray, image_size: int, device, batch_size: int):
+def _extract(feature_fn: FeatureFn, dataset, indices: np.ndarray, image_size: int, device, batch_size: int,
+             num_workers: int = 0, progress: bool = False):
     """Features float32 [len(indices), D] (D = 0 if empty) and labels int64 [len(indices)]."""
     feats, labels = [], []
-    for start in range(0, len(indices), batch_size):
-        images, y = dataset.__getitems__(indices[start:start + batch_size].tolist())
+    bar = tqdm(total=len(indices), desc="probe features", unit="img", leave=False,
+               disable=None if progress else True)  # None: only on a terminal
+    for images, y in _batches(dataset, indices, batch_size, num_workers):
         x = eval_transform(images.to(device, non_blocking=True), image_size)
         feats.append(pool(feature_fn(x)).float().cpu().numpy())
         labels.append(y.numpy().astype(np.int64))
+        bar.update(len(y))
+    bar.close()
     if not feats:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     return np.concatenate(feats), np.concatenate(labels)
 
 
 def extract_features(feature_fn: FeatureFn, dataset, image_size: int, device, batch_size: int = 256,
-                     rank: int = 0, world_size: int = 1, max_samples: int | None = None, seed: int = 0):
+                     rank: int = 0, world_size: int = 1, max_samples: int | None = None, seed: int = 0,
+                     num_workers: int = 0):
     """Mean-pooled features of `dataset` (or of a seeded subset of `max_samples` images).
 
     feature_fn: normalised images [B, 3, S, S] on `device` -> tokens [B, N, D] or features [B, D].
     Returns (features float32 [n, D], labels int64 [n]) in dataset order. When sharded (world_size > 1
     in a process group) every rank must call this; rank 0 gets the full arrays, the others (None, None).
+    num_workers: DataLoader processes that read the images (0 = this process).
     """
     indices = subset_indices(len(dataset), max_samples, seed)
+    kw = dict(image_size=image_size, device=device, batch_size=batch_size, num_workers=num_workers,
+              progress=rank == 0)
     if not is_sharded(world_size):
-        return _extract(feature_fn, dataset, indices, image_size, device, batch_size)
+        return _extract(feature_fn, dataset, indices, **kw)
     mine = np.array_split(indices, world_size)[rank]
-    part = _extract(feature_fn, dataset, mine, image_size, device, batch_size)
+    part = _extract(feature_fn, dataset, mine, **kw)
     parts = [None] * world_size if rank == 0 else None
     dist.gather_object(part, parts, dst=0)
     if rank != 0:

@@ -13,14 +13,16 @@ _EVALUATORS: dict[tuple, STL10Eval] = {}  # built once per process, reused at ev
 
 
 def probe_evaluator(cfg, device) -> STL10Eval:
-    """The cached STL10Eval for cfg.data.* / cfg.model.image_size / cfg.eval.* on `device`."""
-    d, e = cfg.data, cfg.eval
+    """The cached STL10Eval for cfg.data.* / cfg.model.image_size / cfg.eval.* on `device` (an image
+    folder decoded in cfg.dataloader.num_workers processes)."""
+    d, e, workers = cfg.data, cfg.eval, cfg.dataloader.num_workers
     key = (d.dataset_name, d.dataset_path, cfg.model.image_size, e.classifier, e.knn_k, e.batch_size,
-           e.max_train_samples, e.max_test_samples, str(device))
+           e.max_train_samples, e.max_test_samples, str(device), workers)
     if key not in _EVALUATORS:
         # No download here: pretraining already fetched the archive, which holds the labelled splits.
         _EVALUATORS[key] = STL10Eval(cfg.model.image_size, d.dataset_path, d.dataset_name, e.classifier, e.knn_k,
-                                     e.batch_size, e.max_train_samples, e.max_test_samples, device)
+                                     e.batch_size, e.max_train_samples, e.max_test_samples, device,
+                                     num_workers=workers)
     return _EVALUATORS[key]
 
 

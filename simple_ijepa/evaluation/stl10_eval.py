@@ -15,13 +15,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.datasets import UNREADABLE, build_dataset
+from ..data.datasets import UNREADABLE, ImageFolderDataset, build_dataset
 from ..utils.distributed import broadcast_object
 from .features import FeatureFn, eval_mode, extract_features, is_sharded, module_device
 from .knn import knn_accuracy
 from .probe import CLASSIFIERS, linear_probe_accuracy
 
 log = logging.getLogger(__name__)
+# A folder may hold a million files: decoding all of them at every probe would take hours. With
+# max_*_samples unset, a folder's probe reads a fixed seeded subset of this many images per split.
+FOLDER_PROBE_SAMPLES = 10_000
 
 
 @dataclass
@@ -53,32 +56,47 @@ def on_rank0(fn: Callable[[], object], rank: int, world_size: int):
     return result
 
 
+def _cap(max_samples: int | None, folder: bool, n: int, split: str) -> int | None:
+    """max_samples as given; unset for an image folder, FOLDER_PROBE_SAMPLES (logged when it cuts)."""
+    if max_samples is not None or not folder:
+        return max_samples
+    if n > FOLDER_PROBE_SAMPLES:
+        log.info(f"folder probe: a fixed {FOLDER_PROBE_SAMPLES:,} of the {n:,} {split} images "
+                 f"(the default for folders; eval.max_{split}_samples sets it).")
+    return FOLDER_PROBE_SAMPLES
+
+
 class STL10Eval:
     """Probe a frozen encoder on the labelled `train` split (fit) and `test` split (score).
 
-    STL-10: 5,000 train and 8,000 test images. `max_*_samples` take fixed seeded subsets.
-    Linear probe: standardised features, `classifier` "calibrated" (CalibratedClassifierCV around
-    LogisticRegression, the README's choice) or "logistic". k-NN: see `knn_accuracy` (DINO weighting).
+    STL-10: 5,000 train and 8,000 test images. `max_*_samples` take fixed seeded subsets (None: all,
+    but FOLDER_PROBE_SAMPLES for an image folder). Linear probe: standardised features, `classifier`
+    "calibrated" (CalibratedClassifierCV around LogisticRegression, the README's choice) or
+    "logistic". k-NN: see `knn_accuracy` (DINO weighting). `num_workers`: DataLoader processes that
+    decode an image folder's files (the other datasets are arrays, read in this process).
     """
 
     def __init__(self, image_size: int = 96, dataset_path: str = "./data", dataset_name: str = "stl10",
                  classifier: str = "calibrated", knn_k: int = 20, batch_size: int = 256,
                  max_train_samples: int | None = None, max_test_samples: int | None = None,
-                 device: torch.device | str | None = None, download: bool = False):
+                 device: torch.device | str | None = None, download: bool = False, num_workers: int = 0):
         if classifier not in CLASSIFIERS:
             raise ValueError(f"classifier {classifier!r} is not one of {CLASSIFIERS}")
         self.image_size, self.dataset_name = image_size, dataset_name
         self.classifier, self.knn_k, self.batch_size = classifier, knn_k, batch_size
-        self.max_train_samples, self.max_test_samples = max_train_samples, max_test_samples
         self.device = None if device is None else torch.device(device)
         self.train_set = build_dataset(dataset_name, dataset_path, "train", download, image_size)
         self.test_set = build_dataset(dataset_name, dataset_path, "test", download, image_size)
+        folder = isinstance(self.train_set, ImageFolderDataset)
+        self.num_workers = num_workers if folder else 0
+        self.max_train_samples = _cap(max_train_samples, folder, len(self.train_set), "train")
+        self.max_test_samples = _cap(max_test_samples, folder, len(self.test_set), "test")
 
     def extract(self, feature_fn: FeatureFn, rank: int = 0, world_size: int = 1) -> ProbeFeatures | None:
         """Features of both splits; when sharded, every rank calls this and only rank 0 gets them."""
         device = self.device or module_device(feature_fn)
         kw = dict(image_size=self.image_size, device=device, batch_size=self.batch_size, rank=rank,
-                  world_size=world_size)
+                  world_size=world_size, num_workers=self.num_workers)
         train = extract_features(feature_fn, self.train_set, max_samples=self.max_train_samples, **kw)
         test = extract_features(feature_fn, self.test_set, max_samples=self.max_test_samples, **kw)
         return None if train[0] is None else ProbeFeatures(*train, *test)

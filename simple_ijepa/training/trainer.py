@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import asdict
 
@@ -28,13 +29,14 @@ from ..analysis.collapse import collapse_stats, collapse_warning
 from ..config import TrainConfig, resolve_precision, validate
 from ..errors import ConfigError
 from ..data import build_dataset, collate_batch
-from ..data.datasets import UNREADABLE
+from ..data.datasets import UNREADABLE, ImageFolderDataset
 from ..export import save_encoder
 from ..models import VARIANTS, build_model
 from ..analysis.run_plots import plot_run
 from ..presets import PRESETS
 from .checkpoint import (checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
+from . import wandb_logger
 from ..utils.checkpoint_io import TRAIN_FORMAT
 from ..utils.distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
 from .schedules import ema_momentum
@@ -155,6 +157,7 @@ def train(cfg) -> dict:
         return _train(cfg, info, stop)
     finally:
         stop.restore()
+        wandb_logger.finish(sys.exc_info()[1])  # however the run ended: done, stop signal, error
         cleanup_distributed()
 
 
@@ -172,11 +175,13 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
 
     writer = _tensorboard(cfg, save_dir) if info.is_main else None
+    if info.is_main:
+        wandb_logger.start(cfg, save_dir)
 
     # Data: rank 0 first (it may download), then the others.
     def load():
-        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled",
-                             download=cfg.data.download, image_size=cfg.model.image_size)
+        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
+                             image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed)
     dataset = load() if info.is_main else None
     if info.enabled:
         dist.barrier()
@@ -239,6 +244,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
+        if isinstance(dataset, ImageFolderDataset):
+            dataset.set_epoch(epoch)  # where each image's square falls this epoch (a resume replays it)
         loader = DataLoader(dataset, batch_size=B, sampler=epoch_sampler(dataset, info, cfg.seed, epoch, skip * B),
                             drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                             pin_memory=device.type == "cuda")
@@ -287,6 +294,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                             f.write(json.dumps(last_metrics) + "\n")
                         if writer is not None:
                             _guarded("TensorBoard writer", step, _write_scalars, writer, last_metrics, step)
+                        _guarded("W&B logger", step, wandb_logger.log_metrics, last_metrics, step)
                         bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
                                          if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
                     t_last, step_last = time.perf_counter(), step
@@ -335,6 +343,7 @@ def _claim_save_dir(save_dir: str, overwrite: bool) -> None:
             "Resume it with logging.ckpt_path=auto, write this run to a new logging.save_model_dir, or set "
             "logging.overwrite=true to replace it.")
     old = glob.glob(os.path.join(save_dir, "checkpoints", "*_step_*.pth")) + [metrics]
+    old.append(os.path.join(save_dir, wandb_logger.RUN_ID_FILE))  # a resume must not continue that run's W&B
     for v in VARIANTS:
         train_file, encoder_file = checkpoint_names(v)
         old += [os.path.join(save_dir, f) for f in (train_file, encoder_file, encoder_file[:-4] + ".safetensors")]
