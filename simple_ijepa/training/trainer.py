@@ -15,7 +15,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -161,25 +161,95 @@ def train(cfg) -> dict:
         cleanup_distributed()
 
 
+@dataclass
+class Run:
+    """One training run's parts, and what the loop carries from one log step to the next."""
+    cfg: DictConfig
+    info: DistInfo
+    dataset: object
+    model: torch.nn.Module
+    train_step: TrainStep
+    steps_per_epoch: int
+    total_steps: int
+    writer: object = None  # TensorBoard SummaryWriter (rank 0, logging.tensorboard)
+    step: int = 0
+    collapse_ref: dict | None = None  # the collapse monitors at init (before step 0, or from the checkpoint)
+    warned_collapse: bool = False
+    unreadable: int = 0  # images of this process's batches that could not be decoded (data/datasets.py)
+    last_metrics: dict = field(default_factory=dict)
+    step_last: int = 0  # the step of the last log line, and when it was written
+    t_last: float = 0.0
+
+    @property
+    def save_dir(self) -> str:
+        return self.cfg.logging.save_model_dir
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.save_dir, "metrics.jsonl")
+
+
 def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
-    device, world, rank = info.device, info.world_size, info.rank
-    save_dir = cfg.logging.save_model_dir
+    """The loop: a step per batch; at log / checkpoint / probe steps, the jobs in named functions."""
+    run = _start(cfg, info)
+    _resume(run)
+    rank, log_every = info.rank, cfg.logging.log_every_n_steps
+    torch.manual_seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    random.seed(cfg.seed + rank)
+    if info.is_main:
+        _cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
+    losses = torch.zeros(log_every, device=info.device)
+    bar = tqdm(total=run.total_steps, initial=run.step, disable=not info.is_main, dynamic_ncols=True, desc="train")
+    run.t_last, run.step_last = time.perf_counter(), run.step
+
+    while run.step < run.total_steps:
+        for images_u8, labels in _epoch_loader(run):
+            run.unreadable += int((labels == UNREADABLE).sum())
+            inputs = run.train_step.inputs(images_u8, run.step)
+            if run.step == 0 and info.is_main:  # the teacher at init: what the collapse monitors compare with
+                run.collapse_ref = collapse_stats(run.model.teacher_features(inputs[0]))
+            loss, stats, lr = run.train_step(inputs, run.step)
+            losses[run.step % log_every] = loss
+            run.step += 1
+            bar.update(1)
+
+            stop_now = run.step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
+            log_now, ckpt_now, probe_now = _due(run, stop_now)
+            if log_now or ckpt_now:
+                window = _loss_window(losses, run)
+                if log_now:
+                    _log_metrics(run, window, lr, stats, inputs[0])
+                if ckpt_now:
+                    _checkpoint(run)
+                if log_now:
+                    _log_outputs(run, inputs[0], probe_now, bar)
+            if stop_now:
+                bar.close()
+                log.warning(f"Stop signal received: saved step {run.step} to {run.save_dir}; rerun the same "
+                            "command with logging.ckpt_path=auto to continue.")
+                raise Preempted()
+            if run.step >= run.total_steps:
+                break
+    bar.close()
+    return _finish(run)
+
+
+def _start(cfg, info: DistInfo) -> Run:
+    """Check the save dir, the precision and the loggers, load the data, build the model and its step."""
+    save_dir, world = cfg.logging.save_model_dir, info.world_size
     if info.is_main:
         _check_save_dir(save_dir)
         if not cfg.logging.ckpt_path:
             _claim_save_dir(save_dir, cfg.logging.overwrite)
-    train_name, encoder_name = checkpoint_names(cfg.variant)
-
-    precision = effective_precision(resolve_precision(cfg.optim), device)
+    precision = effective_precision(resolve_precision(cfg.optim), info.device)
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
-
     writer = _tensorboard(cfg, save_dir) if info.is_main else None
     if info.is_main:
         wandb_logger.start(cfg, save_dir)
 
-    # Data: rank 0 first (it may download), then the others.
-    def load():
+    def load():  # rank 0 first (it may download), then the others
         return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
                              image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed)
     dataset = load() if info.is_main else None
@@ -195,127 +265,121 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     total_steps = cfg.optim.max_steps or cfg.optim.num_epochs * steps_per_epoch
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = build_model(cfg).to(device)
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    model = build_model(cfg).to(info.device)
+    net = DDP(model, device_ids=[info.device.index] if info.device.type == "cuda" else None) if world > 1 else model
     if cfg.optim.compile:
         net = compile_net(net)
-    train_step = TrainStep(cfg, model, device, precision, total_steps, rank, net)
-    optimizer, scaler = train_step.optimizer, train_step.scaler
-
-    step = 0
-    collapse_ref = None  # the collapse monitors at init (set before the first step, or from the checkpoint)
-    ckpt_path = cfg.logging.ckpt_path
-    if ckpt_path == "auto":
-        ckpt_path = find_latest(save_dir, cfg.variant)
-        log.info(f"logging.ckpt_path=auto: {'resuming from ' + ckpt_path if ckpt_path else 'no checkpoint, fresh start'}")
-    if ckpt_path:
-        state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True), map_location=device)
-        if state["config_changes"] and info.is_main:
-            log.warning("Resuming with a configuration that differs from the checkpoint's: "
-                        + "; ".join(state["config_changes"]) + ".")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step = state["step"]
-        collapse_ref = state.get("collapse_reference")
-        log.info(f"Resumed from {ckpt_path} at step {step} (epoch {step // steps_per_epoch}).")
-        del state
-
-    torch.manual_seed(cfg.seed + rank)
-    np.random.seed(cfg.seed + rank)
-    random.seed(cfg.seed + rank)
-
-    metrics_path = os.path.join(save_dir, "metrics.jsonl")
-    if info.is_main:
-        _cut_metrics(metrics_path, step)  # this run's curve: nothing after the step it starts from
-    eval_every = cfg.eval.every_n_steps or cfg.logging.log_every_n_steps
-    log_every = cfg.logging.log_every_n_steps
-    ckpt_every = cfg.logging.ckpt_every_n_steps or log_every
-    losses = torch.zeros(log_every, device=device)
-    last_metrics: dict = {}
-    warned_collapse = False
-    unreadable = 0  # images of this process's batches that could not be decoded (data/datasets.py)
+    train_step = TrainStep(cfg, model, info.device, precision, total_steps, info.rank, net)
     n_params = sum(p.numel() for p in model.encoder.parameters())
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
-             f"{world} process(es) on {device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
+             f"{world} process(es) on {info.device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
              f"{total_steps} steps, precision {precision}")
-    bar = tqdm(total=total_steps, initial=step, disable=not info.is_main, dynamic_ncols=True, desc="train")
-    t_last, step_last = time.perf_counter(), step
+    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, writer)
 
-    while step < total_steps:
-        epoch, skip = divmod(step, steps_per_epoch)
-        if isinstance(dataset, ImageFolderDataset):
-            dataset.set_epoch(epoch)  # where each image's square falls this epoch (a resume replays it)
-        loader = DataLoader(dataset, batch_size=B, sampler=epoch_sampler(dataset, info, cfg.seed, epoch, skip * B),
-                            drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
-                            pin_memory=device.type == "cuda")
-        for images_u8, labels in loader:
-            unreadable += int((labels == UNREADABLE).sum())
-            inputs = train_step.inputs(images_u8, step)
-            if step == 0 and info.is_main:  # the teacher at init: what the collapse monitors compare with
-                collapse_ref = collapse_stats(model.teacher_features(inputs[0]))
-            loss, stats, lr = train_step(inputs, step)
-            losses[step % log_every] = loss
-            step += 1
-            bar.update(1)
 
-            stop_now = step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
-            probe_now = cfg.eval.enabled and not stop_now and (step % eval_every == 0 or step == total_steps)
-            ckpt_now = step % ckpt_every == 0 or step == total_steps or stop_now
-            log_now = step % log_every == 0 or step == total_steps or stop_now or probe_now
-            if log_now or ckpt_now:
-                window = all_reduce_mean(losses[torch.arange(step_last, step) % log_every])
-                bad = (~torch.isfinite(window)).nonzero()
-                if len(bad):
-                    raise NonFiniteLoss(
-                        f"Loss is {window[bad[0, 0]].item()} at step {step_last + int(bad[0, 0]) + 1}: training "
-                        "diverged. Nothing was saved after the last good checkpoint; lower optim.learning_rate, "
-                        "raise ema.gamma, or set optim.grad_clip, then resume from that checkpoint.")
-                if log_now:
-                    speed = (step - step_last) * B * world / max(time.perf_counter() - t_last, 1e-9)
-                    last_metrics = _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg, speed)
-                    if info.is_main:
-                        # (a checkpoint written before references were saved: compare with this first log step)
-                        collapse_ref = collapse_ref or collapse_stats(model.teacher_features(inputs[0]))
-                        warned_collapse = _guarded("collapse monitors", step, _monitor_collapse, model, inputs[0],
-                                                   last_metrics, collapse_ref, warned_collapse) or warned_collapse
-                if ckpt_now:
-                    _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
-                                collapse_ref)
-                if log_now:
-                    if cfg.debug.save_debug_masks and model.has_gates and info.is_main:
-                        from ..analysis.debug_outputs import save_debug_outputs
+def _resume(run: Run) -> None:
+    """Load `logging.ckpt_path` (a path, or "auto" = the newest in the save dir) into the run, if any."""
+    cfg, ckpt_path = run.cfg, run.cfg.logging.ckpt_path
+    if ckpt_path == "auto":
+        ckpt_path = find_latest(run.save_dir, cfg.variant)
+        log.info(f"logging.ckpt_path=auto: {'resuming from ' + ckpt_path if ckpt_path else 'no checkpoint, fresh start'}")
+    if not ckpt_path:
+        return
+    state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True),
+                                     map_location=run.info.device)
+    if state["config_changes"] and run.info.is_main:
+        log.warning("Resuming with a configuration that differs from the checkpoint's: "
+                    + "; ".join(state["config_changes"]) + ".")
+    run.model.load_state_dict(state["model"])
+    run.train_step.optimizer.load_state_dict(state["optimizer"])
+    run.train_step.scaler.load_state_dict(state["scaler"])
+    run.step, run.collapse_ref = state["step"], state.get("collapse_reference")
+    log.info(f"Resumed from {ckpt_path} at step {run.step} (epoch {run.step // run.steps_per_epoch}).")
 
-                        _guarded("debug outputs", step, save_debug_outputs, model, inputs[0], save_dir, step)
-                    if probe_now:  # every rank takes part (sharded features); a failure is the same on every rank
-                        last_metrics.update(_guarded("periodic probe", step, _probe, model, cfg, info) or {})
-                    if info.is_main:
-                        with open(metrics_path, "a") as f:
-                            f.write(json.dumps(last_metrics) + "\n")
-                        if writer is not None:
-                            _guarded("TensorBoard writer", step, _write_scalars, writer, last_metrics, step)
-                        _guarded("W&B logger", step, wandb_logger.log_metrics, last_metrics, step)
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in last_metrics.items()
-                                         if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
-                    t_last, step_last = time.perf_counter(), step
-                if stop_now:
-                    bar.close()
-                    log.warning(f"Stop signal received: saved step {step} to {save_dir}; rerun the same command "
-                                "with logging.ckpt_path=auto to continue.")
-                    raise Preempted()
-            if step >= total_steps:
-                break
-    bar.close()
-    if unreadable:
-        log.warning(f"{unreadable} unreadable image(s) were replaced by black images in this run "
+
+def _epoch_loader(run: Run) -> DataLoader:
+    """The loader of the epoch `run.step` falls in, starting at that step's batch (exact resume)."""
+    cfg, B = run.cfg, run.cfg.dataloader.batch_size
+    epoch, skip = divmod(run.step, run.steps_per_epoch)
+    if isinstance(run.dataset, ImageFolderDataset):
+        run.dataset.set_epoch(epoch)  # where each image's square falls this epoch (a resume replays it)
+    return DataLoader(run.dataset, batch_size=B, sampler=epoch_sampler(run.dataset, run.info, cfg.seed, epoch, skip * B),
+                      drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
+                      pin_memory=run.info.device.type == "cuda")
+
+
+def _due(run: Run, stop_now: bool) -> tuple[bool, bool, bool]:
+    """(log, checkpoint, probe) at this step: every logging.log_every_n_steps /
+    logging.ckpt_every_n_steps / eval.every_n_steps, at the last step, and on a stop signal
+    (log + checkpoint). A probe step is also a log step."""
+    cfg, step, last = run.cfg, run.step, run.step == run.total_steps
+    eval_every = cfg.eval.every_n_steps or cfg.logging.log_every_n_steps
+    ckpt_every = cfg.logging.ckpt_every_n_steps or cfg.logging.log_every_n_steps
+    probe_now = cfg.eval.enabled and not stop_now and (step % eval_every == 0 or last)
+    ckpt_now = step % ckpt_every == 0 or last or stop_now
+    log_now = step % cfg.logging.log_every_n_steps == 0 or last or stop_now or probe_now
+    return log_now, ckpt_now, probe_now
+
+
+def _loss_window(losses: torch.Tensor, run: Run) -> torch.Tensor:
+    """The losses since the last log line, averaged over ranks; NonFiniteLoss names the first bad step."""
+    window = all_reduce_mean(losses[torch.arange(run.step_last, run.step) % len(losses)])
+    bad = (~torch.isfinite(window)).nonzero()
+    if len(bad):
+        raise NonFiniteLoss(
+            f"Loss is {window[bad[0, 0]].item()} at step {run.step_last + int(bad[0, 0]) + 1}: training "
+            "diverged. Nothing was saved after the last good checkpoint; lower optim.learning_rate, "
+            "raise ema.gamma, or set optim.grad_clip, then resume from that checkpoint.")
+    return window
+
+
+def _log_metrics(run: Run, window: torch.Tensor, lr: float, stats: dict, images: torch.Tensor) -> None:
+    """This log step's metrics line (kept in run.last_metrics), with the collapse monitors on rank 0."""
+    speed = (run.step - run.step_last) * run.cfg.dataloader.batch_size * run.info.world_size / max(
+        time.perf_counter() - run.t_last, 1e-9)
+    run.last_metrics = _step_metrics(run.step, run.steps_per_epoch, run.total_steps, window, lr, stats, run.cfg, speed)
+    if run.info.is_main:
+        # (a checkpoint written before references were saved: compare with this first log step)
+        run.collapse_ref = run.collapse_ref or collapse_stats(run.model.teacher_features(images))
+        run.warned_collapse = _guarded("collapse monitors", run.step, _monitor_collapse, run.model, images,
+                                       run.last_metrics, run.collapse_ref, run.warned_collapse) or run.warned_collapse
+
+
+def _log_outputs(run: Run, images: torch.Tensor, probe_now: bool, bar) -> None:
+    """After the checkpoint: debug images, the periodic probe (every rank), then the metrics line to
+    metrics.jsonl, TensorBoard, W&B and the progress bar (rank 0). None of them can stop the run."""
+    cfg, info, step, metrics = run.cfg, run.info, run.step, run.last_metrics
+    if cfg.debug.save_debug_masks and run.model.has_gates and info.is_main:
+        from ..analysis.debug_outputs import save_debug_outputs
+
+        _guarded("debug outputs", step, save_debug_outputs, run.model, images, run.save_dir, step)
+    if probe_now:  # every rank takes part (sharded features); a failure is the same on every rank
+        metrics.update(_guarded("periodic probe", step, _probe, run.model, cfg, info) or {})
+    if info.is_main:
+        with open(run.metrics_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if run.writer is not None:
+            _guarded("TensorBoard writer", step, _write_scalars, run.writer, metrics, step)
+        _guarded("W&B logger", step, wandb_logger.log_metrics, metrics, step)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                         if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
+    run.t_last, run.step_last = time.perf_counter(), step
+
+
+def _finish(run: Run) -> dict:
+    """End of the run: report unreadable images, check the replicas, plot, close; the summary."""
+    step, save_dir = run.step, run.save_dir
+    train_name, encoder_name = checkpoint_names(run.cfg.variant)
+    if run.unreadable:
+        log.warning(f"{run.unreadable} unreadable image(s) were replaced by black images in this run "
                     "(each file is named in a warning above); remove or fix them.")
-    check_replicas_agree(model, info)
-    if info.is_main and os.path.isfile(metrics_path):
+    check_replicas_agree(run.model, run.info)
+    if run.info.is_main and os.path.isfile(run.metrics_path):
         _guarded("plots", step, plot_run, save_dir)
-    if writer is not None:
-        _guarded("TensorBoard writer", step, writer.close)
+    if run.writer is not None:
+        _guarded("TensorBoard writer", step, run.writer.close)
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
-    return {"step": step, "metrics": last_metrics, "save_dir": save_dir,
+    return {"step": step, "metrics": run.last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
             "encoder_checkpoint": os.path.join(save_dir, encoder_name)}
 
@@ -414,21 +478,22 @@ def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:
     return stop.requested
 
 
-def _checkpoint(cfg, info, model, optimizer, scaler, step, steps_per_epoch, train_name, encoder_name,
-                collapse_ref) -> None:
-    if not info.is_main:
+def _checkpoint(run: Run) -> None:
+    """The full training state (rank 0) and the teacher encoder beside it, both written atomically."""
+    cfg, model, step = run.cfg, run.model, run.step
+    if not run.info.is_main:
         return
     state = {
         "format": TRAIN_FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
         "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "step": step, "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch,
+        "optimizer": run.train_step.optimizer.state_dict(), "scaler": run.train_step.scaler.state_dict(),
+        "step": step, "epoch": step // run.steps_per_epoch, "batch_in_epoch": step % run.steps_per_epoch,
         # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
         "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": cfg.seed},
-        "world_size": info.world_size, "collapse_reference": collapse_ref,
+        "world_size": run.info.world_size, "collapse_reference": run.collapse_ref,
     }
-    save_training_checkpoint(state, cfg.logging.save_model_dir, cfg.variant, cfg.logging.keep_last)
-    save_encoder(model.target_encoder, os.path.join(cfg.logging.save_model_dir, encoder_name),
+    save_training_checkpoint(state, run.save_dir, cfg.variant, cfg.logging.keep_last)
+    save_encoder(model.target_encoder, os.path.join(run.save_dir, checkpoint_names(cfg.variant)[1]),
                  extra={"variant": cfg.variant, "step": step})
 
 
