@@ -1,1 +1,1 @@
-"""Training: the loop (trainer.py), schedules, checkpoints, process groups."""
+"""Training: the loop (trainer.py), one step (step.py), schedules, checkpoints, W&B logging."""

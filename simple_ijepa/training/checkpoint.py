@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, the README's file names, the last K kept, clear errors on load.
+"""Training checkpoints: the README's file names, the last K kept, resume checks against the run's config.
 
 Layout in `logging.save_model_dir`:
   training_model[_gated]_ddp.pth   latest full training state (the README's name)
