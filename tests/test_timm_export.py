@@ -14,7 +14,7 @@ from helpers import PYTHON, run_cli
 
 timm = pytest.importorskip("timm")
 
-TINY = dict(image_size=32, patch_size=8, dim=32, depth=2, heads=2, head_dim=16)
+TINY = dict(image_size=32, patch_size=8, dim=32, depth=2, heads=2, head_dim=16, mlp_ratio=2.0)
 
 
 def tiny_vit(seed: int = 0, perturb: bool = False, **kw) -> VisionTransformer:
@@ -58,7 +58,7 @@ def test_mlp_ratio_and_one_channel_carry_over():
 def test_attention_narrower_than_the_width_is_refused(heads, head_dim, fix):
     dim = 512 if heads == 6 else 32
     encoder = VisionTransformer(ViTConfig(image_size=32, patch_size=8, dim=dim, depth=1, heads=heads,
-                                          head_dim=head_dim))
+                                          head_dim=head_dim, mlp_ratio=2.0))
     with pytest.raises(ConfigError, match=rf"heads x head_dim = {heads} x {head_dim} = {heads * head_dim} wide, "
                                           rf"but its hidden_dim is {dim}") as e:
         to_timm(encoder)

@@ -60,7 +60,8 @@ def test_gated_pixels_scale_each_patch_by_its_gate():
 def test_command_on_an_encoder_file(fake_stl10, tmp_path):
     torch.manual_seed(0)
     path = str(tmp_path / "encoder_ddp.safetensors")
-    save_encoder(VisionTransformer(ViTConfig(image_size=32, patch_size=8, dim=32, depth=1, heads=2, head_dim=16)),
+    config = ViTConfig(image_size=32, patch_size=8, dim=32, depth=1, heads=2, head_dim=16, mlp_ratio=2.0)
+    save_encoder(VisionTransformer(config),
                  path.replace(".safetensors", ".pth"))
     out_dir = tmp_path / "pictures"
     paths = visualize(["--ckpt_path", path, "--dataset_path", fake_stl10, "--out_dir", str(out_dir),
