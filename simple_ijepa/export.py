@@ -160,5 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
     return kwargs
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`ijepa-export` (pyproject console script)."""
     run_command(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -191,5 +191,10 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     return paths
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`ijepa-visualize` (pyproject console script)."""
     run_command(main)
+
+
+if __name__ == "__main__":
+    cli()

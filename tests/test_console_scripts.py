@@ -9,7 +9,8 @@ BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.parametrize("name,expect", [("ijepa-train", "powered by Hydra"), ("ijepa-evaluate", "--ckpt_path"),
-                                         ("ijepa-gates", "--num_batches"), ("ijepa-demo", "quick demo")])
+                                         ("ijepa-gates", "--num_batches"), ("ijepa-demo", "quick demo"),
+                                         ("ijepa-export", "--timm"), ("ijepa-visualize", "--out_dir")])
 def test_console_script_help(name, expect):
     run = subprocess.run([os.path.join(BIN, name), "--help"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and expect in run.stdout, run.stderr
