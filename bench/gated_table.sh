@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The README's Gated I-JEPA table: experiment=cpu_small variant=gated on Fashion-MNIST, 500 steps,
 # seeds 0 1 2 per row (about 4 min per seed on the 2-core development CPU). Appends one JSON line per
-# row to ${OUT:-bench/results/gated_fashion_mnist.jsonl}; rows run one after another.
+# row to ${OUT:-bench/results/gated_batch_hold.jsonl}; rows run one after another.
 #   bash bench/gated_table.sh            # every row
 #   bash bench/gated_table.sh defaults   # rows whose name matches
 #   BENCH_ARGS="--train_samples 5000" bash bench/gated_table.sh   # extra bench/gated_fashion_mnist.py options
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/results/gated_fashion_mnist.jsonl}
+OUT=${OUT:-bench/results/gated_batch_hold.jsonl}
 mkdir -p "$(dirname "$OUT")"
 rows=(
   "defaults|"
