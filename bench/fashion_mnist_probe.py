@@ -25,6 +25,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import mean_std, seeded_bench_parser  # noqa: E402
+from throughput import FlopCounter  # noqa: E402
+from simple_ijepa.masks import build_masks  # noqa: E402
 from simple_ijepa.evaluation import STL10Eval  # noqa: E402
 from simple_ijepa.export import load_encoder  # noqa: E402
 from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
@@ -34,6 +36,21 @@ from simple_ijepa.training.trainer import make_config, train  # noqa: E402
 
 ENCODERS = ("teacher", "student", "random init")
 MONITORS = ("loss", "loss_pred", "teacher_pooled_std", "teacher_token_std", "teacher_rankme")
+
+
+def step_gflops_per_image(cfg, draws: int = 16) -> float:
+    """FLOPs of one training step per image (teacher forward + forward + backward, FlopCounterMode on
+    a meta model), averaged over `draws` seeded mask draws at the config's batch size."""
+    import random
+
+    m, B = cfg.model, cfg.dataloader.batch_size
+    gen = build_masks(cfg.mask.kind, m.image_size // m.patch_size, m.num_targets, cfg.mask)
+    counter, total = FlopCounter(cfg), 0
+    for s in range(draws):
+        masks = gen(B, random.Random(s), torch.Generator().manual_seed(s))
+        total += counter((((B, 3, m.image_size, m.image_size), torch.float32),
+                          *((tuple(x.shape), x.dtype) for x in masks)))
+    return total / draws / B / 1e9
 
 
 def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
@@ -75,8 +92,10 @@ def main() -> None:
         print(f"seed {seed}: {args.steps} steps in {r['train_minutes']:.1f} min, loss {r['loss']:.4f}, "
               + ", ".join(f"{e} {r[e + ' linear']:.4f}/{r[e + ' knn']:.4f}" for e in ENCODERS), flush=True)
 
+    gflops = step_gflops_per_image(make_config(["experiment=cpu_small"] + args.overrides))
     summary = {"name": args.name or " ".join(args.overrides) or "cpu_small", "overrides": args.overrides,
                "steps": args.steps, "seeds": args.seeds, "classifier": args.classifier,
+               "step_gflops_per_image": gflops,
                "raw pixels linear": pixels["probe_acc"], "raw pixels knn": pixels["knn_acc"]}
     for key in rows[0]:
         if key != "seed":
@@ -92,6 +111,7 @@ def main() -> None:
     print(f"{'raw pixels':<16}{pixels['probe_acc']:>11.4f}{'':>7}{pixels['knn_acc']:>11.4f}")
     gain = [r["teacher linear"] - r["random init linear"] for r in rows]
     gain_knn = [r["teacher knn"] - r["random init knn"] for r in rows]
+    print(f"training step: {gflops:.3f} GFLOP per image (teacher forward + forward + backward)")
     print(f"teacher - random init: linear {mean_std(gain)[0]:+.4f} +- {mean_std(gain)[1]:.4f}, "
           f"k-NN {mean_std(gain_knn)[0]:+.4f} +- {mean_std(gain_knn)[1]:.4f}")
     if args.json:

@@ -39,6 +39,8 @@ class IJEPAConfig:
     loss: str = "mse"  # (new) "mse" (README's results) or "smooth_l1" (paper's code)
     sigreg_weight: float = 0.0  # (new) weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
     sigreg_slices: int = 256  # (new) random directions per step for SIGReg
+    target_layers: int = 1  # (new) target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
+    target_center: bool = False  # (new) remove each position's batch mean from the targets (position alone predicts nothing)
     # Gated I-JEPA (variant=gated)
     lambda_gates: float = 1.0
     gate_exp_alpha: float = 4.0
@@ -59,6 +61,9 @@ class MaskConfig:
     target_aspect_ratio: List[float] = field(default_factory=lambda: [0.75, 1.5])
     context_scale: List[float] = field(default_factory=lambda: [0.85, 1.0])
     min_context: int = 4  # floor on the number of context patches
+    # Every sample keeps exactly round(context_budget * N) context patches (static shapes; the official
+    # code's effective share is ~0.25); null = all of the context block minus the targets (~46%).
+    context_budget: Optional[float] = None
 
 
 @dataclass
@@ -75,6 +80,7 @@ class OptimConfig:
     num_epochs: int = 100
     learning_rate: float = 3e-4
     weight_decay: float = 1e-5
+    weight_decay_end: Optional[float] = None  # (new) cosine from weight_decay to this (official: 0.04 -> 0.4); null = constant
     fp16_precision: bool = True
     precision: Optional[str] = None  # (new) fp32 | fp16 | bf16; overrides fp16_precision when set
     warmup_fraction: float = 0.05  # (new) share of all steps spent in linear LR warm-up
@@ -93,6 +99,7 @@ class DataloaderConfig:
 @dataclass
 class EMAConfig:
     gamma: float = 0.996
+    gamma_end: float = 1.0  # (new) the cosine momentum ramp ends here (1.0 = the teacher freezes at the end)
     update_gamma_after_step: int = 1
     update_gamma_every_n_steps: int = 1
 
@@ -216,6 +223,8 @@ def validate(cfg) -> None:
            f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got ({m.gate_gamma}, {m.gate_zeta}).")
     _check(m.sigreg_weight >= 0, "model.sigreg_weight", f"must be >= 0 (0 = off), got {m.sigreg_weight}.")
     _check(m.sigreg_slices >= 1, "model.sigreg_slices", f"must be >= 1, got {m.sigreg_slices}.")
+    _check(1 <= m.target_layers <= m.depth, "model.target_layers",
+           f"must be in [1, model.depth={m.depth}] (the teacher blocks averaged into the target), got {m.target_layers}.")
     _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
            "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
@@ -232,19 +241,27 @@ def validate(cfg) -> None:
     n = grid * grid
     _check(1 <= mk.min_context < n, "mask.min_context", f"must be in [1, {n - 1}] for a {grid}x{grid} grid.")
     _check(mk.kind in MASKS, "mask.kind", f"{mk.kind!r} is not one of {tuple(MASKS)}.")
+    if mk.context_budget is not None:
+        k = round(mk.context_budget * n)
+        _check(0 < mk.context_budget < 1 and 1 <= k < n, "mask.context_budget",
+               f"a share in (0, 1) that keeps 1..{n - 1} of the {n} patches ({grid}x{grid} grid), or null; "
+               f"got {mk.context_budget} ({k} patches). The official code's effective share is about 0.25.")
     if model_class(cfg.variant).needs_masks:
         try:  # each strategy checks its own fit to the grid
             build_masks(mk.kind, grid, m.num_targets, mk)
         except ValueError as e:
-            raise ConfigError(f"Invalid config `model.num_targets`: {e} on a {grid}x{grid} grid (mask.kind="
-                              f"{mk.kind}); lower model.num_targets, mask.target_scale or mask.min_context, or "
-                              "use more patches.") from None
+            key = "mask.context_budget" if "context_budget" in str(e) or "budget" in str(e) else "model.num_targets"
+            raise ConfigError(f"Invalid config `{key}`: {e} on a {grid}x{grid} grid (mask.kind="
+                              f"{mk.kind}); lower model.num_targets, mask.target_scale, mask.min_context or "
+                              "mask.context_budget, or use more patches.") from None
 
     _check(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
            f"expected [low, high] with 0 < low <= high <= 1, got {list(d.crop_scale)}.")
     _check(o.num_epochs >= 1, "optim.num_epochs", f"must be >= 1, got {o.num_epochs}.")
     _check(o.learning_rate > 0, "optim.learning_rate", f"must be > 0, got {o.learning_rate}.")
     _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}.")
+    _check(o.weight_decay_end is None or o.weight_decay_end >= 0, "optim.weight_decay_end",
+           f"must be >= 0, or null for a constant optim.weight_decay; got {o.weight_decay_end}.")
     _check(0 <= o.min_lr <= o.learning_rate, "optim.min_lr", "must be in [0, optim.learning_rate].")
     _check(0 <= o.warmup_fraction < 1, "optim.warmup_fraction", f"must be in [0, 1), got {o.warmup_fraction}.")
     _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}.")
@@ -255,6 +272,8 @@ def validate(cfg) -> None:
     _check(cfg.dataloader.num_workers >= 0, "dataloader.num_workers", "must be >= 0.")
     e = cfg.ema
     _check(0 <= e.gamma <= 1, "ema.gamma", f"must be in [0, 1], got {e.gamma}.")
+    _check(e.gamma <= e.gamma_end <= 1, "ema.gamma_end",
+           f"must be in [ema.gamma={e.gamma}, 1] (the momentum ramps up to it), got {e.gamma_end}.")
     _check(e.update_gamma_after_step >= 0, "ema.update_gamma_after_step", "must be >= 0.")
     _check(e.update_gamma_every_n_steps >= 1, "ema.update_gamma_every_n_steps", "must be >= 1.")
     _check(cfg.logging.log_every_n_steps >= 1, "logging.log_every_n_steps", "must be >= 1.")

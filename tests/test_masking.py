@@ -134,6 +134,7 @@ def test_random_masks_are_disjoint_scattered_sets_of_equal_size(grid, targets):
 def test_build_masks_picks_the_kind_and_rejects_an_unknown_one():
     class M:  # a mask.* section
         target_scale, target_aspect_ratio, context_scale, min_context = (0.15, 0.2), (0.75, 1.5), (0.85, 1.0), 4
+        context_budget = None
     assert isinstance(build_masks("multiblock", 8, 4, M), MultiBlockMaskGenerator)
     assert isinstance(build_masks("random", 8, 4, M), RandomMaskGenerator)
     with pytest.raises(ValueError, match="mask.kind='grid'"):

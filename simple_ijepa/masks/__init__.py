@@ -12,7 +12,7 @@ the same masks. `mask.kind` picks one from `MASKS`.
 """
 from __future__ import annotations
 
-from .multiblock import MultiBlockMaskGenerator, block_size, pad_context, smallest_target_area
+from .multiblock import MultiBlockMaskGenerator, block_size, budget_count, pad_context, smallest_target_area
 from .random_patches import RandomMaskGenerator
 
 MASKS = {"multiblock": MultiBlockMaskGenerator, "random": RandomMaskGenerator}

@@ -9,7 +9,13 @@ For a batch on a g x g patch grid (N = g*g):
   per sample; every target patch is removed from it.
 - A sample whose targets leave fewer than `min_context` patches uncovered gets its targets redrawn
   (only possible on small grids with large blocks; `validate` rejects configs that can never fit).
-- Every sample keeps ALL of its context patches. Counts differ between samples, so the context is
+- With a context budget (`mask.context_budget`, a share of the N patches) every sample keeps exactly
+  K = round(share * N) context patches: a uniform random subset of its context block minus its
+  targets, topped up from the other non-target patches when that set holds fewer than K. Every
+  sample of every batch then has the same context length (static shapes, no padding), and the
+  task does not depend on the batch size. The official code's effective context is ~25% of the
+  patches (its batch-minimum cut, below); without a budget ours is ~46% at the paper's scales.
+- Without a budget (null) every sample keeps ALL of its context patches. Counts differ between samples, so the context is
   padded to the batch's largest count Kc: `context_valid` [B, Kc] marks the real tokens, and the
   encoder and predictor take it as a key-padding mask (padded slots repeat a real index of the
   same sample and are never attended to). The official collator instead cuts every sample to the
@@ -45,27 +51,52 @@ def smallest_target_area(target_scale, target_aspect_ratio, grid: int) -> int:
                                   for i in steps for j in steps))
 
 
+def budget_count(context_budget: float | None, grid: int) -> int | None:
+    """The fixed context length K = round(share * N) of a `mask.context_budget` share (None: no budget)."""
+    return None if context_budget is None else int(round(context_budget * grid * grid))
+
+
+def context_with_budget(in_context: torch.Tensor, in_target: torch.Tensor, k: int,
+                        generator: torch.Generator) -> torch.Tensor:
+    """Exactly k context patches per sample: bool [B, N] context block minus targets, bool [B, N]
+    targets -> context_idx [B, k] (sorted). A uniform random subset of the context block; when it
+    holds fewer than k, the rest is drawn from the patches outside both (never from a target).
+    The caller guarantees at least k non-target patches per sample."""
+    # Ranks: context block in [3, 4), other non-target patches in [1, 2), targets in [0, 1).
+    score = torch.rand(in_context.shape, generator=generator) + 2.0 * in_context + 1.0 * ~in_target
+    return score.topk(k, dim=1).indices.sort(dim=1).values
+
+
 class MultiBlockMaskGenerator:
     def __init__(self, grid: int, num_targets: int = 4, target_scale=(0.15, 0.2),
-                 target_aspect_ratio=(0.75, 1.5), context_scale=(0.85, 1.0), min_context: int = 4):
-        """Raises ValueError when the targets can never leave `min_context` patches on the grid."""
+                 target_aspect_ratio=(0.75, 1.5), context_scale=(0.85, 1.0), min_context: int = 4,
+                 context_budget: float | None = None):
+        """Raises ValueError when the targets can never leave `min_context` patches (or, with a
+        budget, K = round(context_budget * N)) on the grid."""
         self.grid = grid
         self.num_targets = num_targets
         self.target_scale = tuple(target_scale)
         self.target_aspect_ratio = tuple(target_aspect_ratio)
         self.context_scale = tuple(context_scale)
         self.min_context = min_context
+        self.budget = budget_count(context_budget, grid)
         n = grid * grid
+        if self.budget is not None and not 1 <= self.budget < n:
+            raise ValueError(f"context_budget={context_budget} gives {self.budget} of the {n} patches; "
+                             f"it must keep between 1 and {n - 1}")
+        self.floor = max(min_context, self.budget or 0)  # non-target patches every sample needs
         least = smallest_target_area(target_scale, target_aspect_ratio, grid)
-        if num_targets * least > n - min_context:
+        if num_targets * least > n - self.floor:
+            need = (f"context_budget={context_budget} ({self.budget} patches)" if self.floor > min_context
+                    else f"min_context={min_context}")
             raise ValueError(f"{num_targets} targets of at least {least} patches leave fewer than "
-                             f"min_context={min_context} of the {n} patches for the context")
+                             f"{need} of the {n} patches for the context")
 
     @classmethod
     def from_config(cls, grid: int, num_targets: int, m) -> "MultiBlockMaskGenerator":
         """From the `mask.*` section."""
         return cls(grid, int(num_targets), tuple(m.target_scale), tuple(m.target_aspect_ratio),
-                   tuple(m.context_scale), int(m.min_context))
+                   tuple(m.context_scale), int(m.min_context), m.context_budget)
 
     def sample_sizes(self, rng: random.Random) -> tuple[int, int, int]:
         """Draw the batch's target (h, w) and context side c."""
@@ -78,7 +109,8 @@ class MultiBlockMaskGenerator:
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool).
 
-        Indices are sorted long tensors. Kc = the batch's largest context count; in row b the first
+        Indices are sorted long tensors. With a budget, Kc = K for every batch and context_valid is all
+        True. Without one, Kc = the batch's largest context count; in row b the first
         count_b entries are sample b's context patches in raster order and the rest are padding
         (copies of its first patch) with context_valid False. context_valid is returned even when
         nothing is padded, so that a compiled model always sees the same inputs (one graph).
@@ -106,7 +138,7 @@ class MultiBlockMaskGenerator:
         in_target = covered(target_idx)
         # Rarely (small grids, big blocks) the targets cover almost everything: redraw those samples.
         for _ in range(100):
-            short = (~in_target).sum(1) < self.min_context
+            short = (~in_target).sum(1) < self.floor
             if not short.any():
                 break
             redrawn = blocks(*corners(h, w, (int(short.sum()), T)))
@@ -120,6 +152,9 @@ class MultiBlockMaskGenerator:
         in_rows = (ar >= ctop) & (ar < ctop + c)  # [B, g]
         in_cols = (ar >= cleft) & (ar < cleft + c)
         in_context = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(B, g * g) & ~in_target
+        if self.budget is not None:
+            context_idx = context_with_budget(in_context, in_target, self.budget, generator)
+            return context_idx, target_idx, torch.ones(context_idx.shape, dtype=torch.bool)
 
         short = in_context.sum(1, keepdim=True) < self.min_context
         in_context = torch.where(short, ~in_target, in_context)

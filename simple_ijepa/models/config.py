@@ -44,6 +44,8 @@ class ModelConfig:
     loss: str
     sigreg_weight: float
     sigreg_slices: int
+    target_layers: int = 1
+    target_center: bool = False
 
     @classmethod
     def from_flat(cls, m) -> "ModelConfig":
@@ -83,6 +85,8 @@ FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "loss": (("", "loss"),),
     "sigreg_weight": (("", "sigreg_weight"),),
     "sigreg_slices": (("", "sigreg_slices"),),
+    "target_layers": (("", "target_layers"),),
+    "target_center": (("", "target_center"),),
 }
 
 # Flat keys that change the shape of some weight: a checkpoint must agree on all of them.

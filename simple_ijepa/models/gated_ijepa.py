@@ -80,10 +80,11 @@ class GatedIJEPA(JEPA):
     resume_fixed_keys = ("gate_layer_index", "gate_location")
 
     def __init__(self, encoder: VisionTransformer, gate_head: GateHead, predictor: Predictor, gate: GateConfig,
-                 loss: str = "mse", mask_token: nn.Parameter | None = None):
+                 loss: str = "mse", mask_token: nn.Parameter | None = None, target_layers: int = 1,
+                 target_center: bool = False):
         """predictor: built with_mask_token=False (it reads every position, see Predictor.forward_all);
         gate_head: GateHead(D, context=True) for the "attn" location, else GateHead(D)."""
-        super().__init__(encoder)
+        super().__init__(encoder, target_layers, target_center)
         depth = encoder.config.depth
         if gate.layer_index is not None and not 0 <= gate.layer_index < depth:
             raise ValueError(f"gate_layer_index {gate.layer_index} is outside blocks 0..{depth - 1}")
@@ -104,7 +105,7 @@ class GatedIJEPA(JEPA):
         gate_head = GateHead(c.encoder.dim, context=reads == 2)
         mask_token = new_mask_token(c.encoder.dim)
         predictor = Predictor.from_config(c.encoder, c.predictor, with_mask_token=False)
-        return cls(encoder, gate_head, predictor, c.gate, c.loss, mask_token)
+        return cls(encoder, gate_head, predictor, c.gate, c.loss, mask_token, c.target_layers, c.target_center)
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """The baseline's groups for everything but the gate head, which gets its own group at

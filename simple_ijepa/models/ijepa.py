@@ -50,9 +50,11 @@ class JEPA(nn.Module):
     file_suffix = ""
     resume_fixed_keys: tuple[str, ...] = ()
 
-    def __init__(self, encoder: VisionTransformer):
+    def __init__(self, encoder: VisionTransformer, target_layers: int = 1, target_center: bool = False):
+        """target_layers / target_center: how the regression target is formed (teacher_features)."""
         super().__init__()
         self.encoder = encoder
+        self.target_layers, self.target_center = int(target_layers), bool(target_center)
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self.generator: torch.Generator | None = None  # None: the global RNG (until reseed)
 
@@ -68,9 +70,23 @@ class JEPA(nn.Module):
 
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Layer-normed (no affine) teacher tokens on the full image: [B, C, H, W] -> [B, N, D]."""
-        h = self.target_encoder(images)
-        return F.layer_norm(h, (h.shape[-1],))
+        """The regression target: layer-normed (no affine) teacher tokens on the full image,
+        [B, C, H, W] -> [B, N, D] (Assran et al. 2023).
+
+        target_layers = k > 1: the mean of the last k blocks' outputs, each layer-normed (data2vec 2.0,
+        Baevski et al. 2023). target_center: minus each position's mean over the batch, so that a
+        predictor that knows only the target positions predicts nothing (at init the layer-normed
+        tokens vary more across positions than across images).
+        """
+        if self.target_layers == 1:
+            h = self.target_encoder(images)
+            h = F.layer_norm(h, (h.shape[-1],))
+        else:
+            outs = self.target_encoder.last_blocks(images, self.target_layers)
+            h = torch.stack([F.layer_norm(o, (o.shape[-1],)) for o in outs]).mean(0)
+        if self.target_center:
+            h = h - h.mean(0, keepdim=True)
+        return h
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
@@ -92,7 +108,7 @@ class JEPA(nn.Module):
                 no_decay.append(p)
             else:
                 decay.append(p)
-        return [{"params": decay, "weight_decay": weight_decay},
+        return [{"params": decay, "weight_decay": weight_decay, "decay": True},
                 {"params": no_decay, "weight_decay": 0.0}]
 
     def probe_feature_fns(self) -> dict[str, nn.Module]:
@@ -105,8 +121,9 @@ class IJEPA(JEPA):
     needs_masks = True
 
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "mse",
-                 sigreg_weight: float = 0.0, sigreg_slices: int = 256):
-        super().__init__(encoder)
+                 sigreg_weight: float = 0.0, sigreg_slices: int = 256, target_layers: int = 1,
+                 target_center: bool = False):
+        super().__init__(encoder, target_layers, target_center)
         self.predictor = predictor
         self.loss_kind, self.sigreg_weight, self.sigreg_slices = loss, float(sigreg_weight), int(sigreg_slices)
 
@@ -115,7 +132,8 @@ class IJEPA(JEPA):
         """From the README's `model.*` section (or a ModelConfig)."""
         c = ModelConfig.from_flat(model_cfg)
         encoder = VisionTransformer(c.encoder)
-        return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices)
+        return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices,
+                   c.target_layers, c.target_center)
 
     def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None):

@@ -81,6 +81,18 @@ class VisionTransformer(nn.Module):
             x = block(x, bias)
         return self.norm(x)
 
+    def last_blocks(self, images: torch.Tensor, k: int) -> list[torch.Tensor]:
+        """The outputs of the last k blocks on the full image, each [B, N, D]; the last one is the
+        encoder's output (after the final LayerNorm), the others are raw residual streams."""
+        x = self.embed(images)
+        outs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i >= len(self.blocks) - k:
+                outs.append(x)
+        outs[-1] = self.norm(outs[-1])
+        return outs
+
     def export(self) -> dict:
         """A self-describing encoder checkpoint: {"vit_config": ..., "state_dict": ...}."""
         return {"vit_config": asdict(self.config), "state_dict": self.state_dict()}

@@ -15,13 +15,27 @@ def learning_rate(step: int, total_steps: int, base_lr: float, min_lr: float, wa
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def ema_momentum(step: int, total_steps: int, gamma: float) -> float:
-    """BYOL-style cosine ramp from `gamma` at step 0 to exactly 1.0 at `total_steps`.
-
-    m(k) = 1 - (1 - gamma) * (cos(pi * k / K) + 1) / 2   (Grill et al. 2020, Sec. 3.2)
-    """
+def cosine_ramp(step: int, total_steps: int, start: float, end: float) -> float:
+    """start at step 0 -> end at `total_steps` (and after) along half a cosine."""
     progress = min(1.0, step / max(1, total_steps))
-    return 1.0 - (1.0 - gamma) * (math.cos(math.pi * progress) + 1.0) / 2.0
+    return end + (start - end) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def ema_momentum(step: int, total_steps: int, gamma: float, gamma_end: float = 1.0) -> float:
+    """BYOL-style cosine ramp from `gamma` at step 0 to `gamma_end` (exactly 1.0 by default) at `total_steps`.
+
+    m(k) = gamma_end - (gamma_end - gamma) * (cos(pi * k / K) + 1) / 2   (Grill et al. 2020, Sec. 3.2)
+    """
+    if gamma_end == 1.0:  # the original form, bit for bit
+        progress = min(1.0, step / max(1, total_steps))
+        return 1.0 - (1.0 - gamma) * (math.cos(math.pi * progress) + 1.0) / 2.0
+    return cosine_ramp(step, total_steps, gamma, gamma_end)
+
+
+def weight_decay(step: int, total_steps: int, start: float, end: float | None) -> float:
+    """AdamW's weight decay at `step`: `start` throughout when `end` is None, else a cosine from
+    `start` to `end` (the official I-JEPA `CosineWDSchedule`, 0.04 -> 0.4)."""
+    return start if end is None else cosine_ramp(step, total_steps, start, end)
 
 
 def teacher_update(step: int, total_steps: int, ema_cfg) -> tuple[str, float]:
@@ -36,4 +50,4 @@ def teacher_update(step: int, total_steps: int, ema_cfg) -> tuple[str, float]:
     n = ema_cfg.update_gamma_every_n_steps
     if (step - ema_cfg.update_gamma_after_step) % n:
         return "skip", 0.0
-    return "ema", ema_momentum(step, total_steps, ema_cfg.gamma) ** n
+    return "ema", ema_momentum(step, total_steps, ema_cfg.gamma, ema_cfg.gamma_end) ** n

@@ -17,7 +17,7 @@ import torch
 
 from ..data import random_resized_crop
 from ..masks import build_masks
-from .schedules import learning_rate, teacher_update
+from .schedules import learning_rate, teacher_update, weight_decay
 
 log = logging.getLogger("simple_ijepa")
 
@@ -120,8 +120,11 @@ class TrainStep:
         """One update at 0-based `step`; returns (detached loss, stats, learning rate used)."""
         cfg = self.cfg
         lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps)
+        wd = weight_decay(step, self.total_steps, cfg.optim.weight_decay, cfg.optim.weight_decay_end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
+            if group.get("decay"):  # matrices only (JEPA.optimizer_groups)
+                group["weight_decay"] = wd
         if self.dynamic_masks and len(inputs) == 4:
             # Kc and Kt vary per batch: compile them as symbolic sizes, not as constants.
             torch._dynamo.maybe_mark_dynamic(inputs[1], 1)

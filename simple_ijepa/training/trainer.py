@@ -388,7 +388,7 @@ def _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg, im
     """One metrics.jsonl line: the step, the mean loss since the last log step, the schedule, speed
     and the model's own scalar stats."""
     return {"step": step, "epoch": step / steps_per_epoch, "loss": window.mean().item(), "lr": lr,
-            "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma), "images_per_s": images_per_s,
+            "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma, cfg.ema.gamma_end), "images_per_s": images_per_s,
             **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)}}
 
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's learning ablation: one change per row against experiment=cpu_small on Fashion-MNIST,
+# 500 steps, seeds 0 1 2, calibrated linear probe + 20-NN (bench/fashion_mnist_probe.py). Appends one
+# JSON line per row to ${OUT:-bench/results/learning_ablation.jsonl}; rows run one after another.
+#   bash bench/learning_ablation.sh               # every row
+#   bash bench/learning_ablation.sh budget        # rows whose name matches
+#   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results/learning_ablation.jsonl}
+mkdir -p "$(dirname "$OUT")"
+rows=(
+  "cpu_small|"
+  "context budget 0.25|mask.context_budget=0.25"
+  "target centred|model.target_center=true"
+  "context budget 0.35|mask.context_budget=0.35"
+  "context budget 0.15|mask.context_budget=0.15"
+  "weight decay 0.04 -> 0.4|optim.weight_decay=0.04 optim.weight_decay_end=0.4"
+  "EMA end 0.999|ema.gamma_end=0.999"
+  "target = last 2 blocks|model.target_layers=2"
+)
+for row in "${rows[@]}"; do
+  name=${row%%|*}; overrides=${row#*|}
+  if [[ $# -gt 0 && "$name" != *"$1"* ]]; then continue; fi
+  echo "== $name: $overrides"
+  # shellcheck disable=SC2086
+  "${PYTHON:-python}" bench/fashion_mnist_probe.py $overrides ${BENCH_ARGS:-} --name "$name" --json "$OUT"
+done
