@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 
 import torch
 
@@ -53,7 +54,27 @@ def step_gflops_per_image(cfg, draws: int = 16) -> float:
     return total / draws / B / 1e9
 
 
-def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
+class ProbeCache:
+    """Probe results that depend only on what is probed, not on the pretraining run: raw pixels and
+    each seed's random-init encoder (same seed, same architecture, same weights). Kept in a JSON file
+    (--cache) so that the rows of an ablation do not fit them again."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.data = json.load(open(path)) if path and os.path.isfile(path) else {}
+
+    def get(self, key: str, compute) -> dict:
+        if key not in self.data:
+            self.data[key] = compute()
+            if self.path:
+                tmp = f"{self.path}.tmp"
+                with open(tmp, "w") as f:
+                    json.dump(self.data, f, indent=0)
+                os.replace(tmp, self.path)
+        return self.data[key]
+
+
+def run_seed(args, seed: int, work: str, evaluator: STL10Eval, cache: ProbeCache) -> dict:
     """Pretrain one seed, probe its teacher, student and random init; return the figures."""
     save_dir = os.path.join(work, f"seed{seed}")
     cfg = make_config(["experiment=cpu_small", "data.dataset_name=fashion_mnist", f"data.dataset_path={args.data}",
@@ -64,18 +85,24 @@ def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
     minutes = (time.perf_counter() - t0) / 60
     last = read_metrics(save_dir)[-1]
     ckpt = os.path.join(save_dir, checkpoint_names(cfg.variant)[0])
-    torch.manual_seed(seed)  # the trainer seeds the same way: this is the run's starting encoder
     encoders = {"teacher": load_encoder(ckpt, teacher=True), "student": load_encoder(ckpt, teacher=False)}
-    encoders["random init"] = VisionTransformer(encoders["teacher"].config)
     result = {"seed": seed, "train_minutes": minutes, **{k: last[k] for k in MONITORS if k in last}}
     for name, encoder in encoders.items():
         r = evaluator.evaluate(encoder.eval(), name=name)
         result[f"{name} linear"], result[f"{name} knn"] = r["probe_acc"], r["knn_acc"]
+
+    def random_init() -> dict:
+        torch.manual_seed(seed)  # the trainer seeds the same way: this is the run's starting encoder
+        return evaluator.evaluate(VisionTransformer(encoders["teacher"].config).eval(), name="random init")
+    config = json.dumps(asdict(encoders["teacher"].config), sort_keys=True)
+    r = cache.get(f"random init|{args.classifier}|{args.train_samples}|{config}|seed {seed}", random_init)
+    result["random init linear"], result["random init knn"] = r["probe_acc"], r["knn_acc"]
     return result
 
 
 def main() -> None:
     p = seeded_bench_parser(__doc__.split("\n\n")[0], classifier="calibrated")
+    p.add_argument("--cache", default=None, help="JSON file that keeps the raw-pixel and random-init probes")
     args = p.parse_args()
 
     work = args.out_dir or tempfile.mkdtemp(prefix="fmnist_bench_")
@@ -83,11 +110,13 @@ def main() -> None:
     kw = dict(dataset_path=args.data, dataset_name="fashion_mnist", classifier=args.classifier,
               max_train_samples=args.train_samples, device="cpu")
     evaluator = STL10Eval(image_size, **kw)
-    pixels = STL10Eval(28, **kw).evaluate(lambda x: x[:, 0].flatten(1), name="raw pixels")  # 28 px = as stored
+    cache = ProbeCache(args.cache)
+    pixels = cache.get(f"raw pixels|{args.classifier}|{args.train_samples}", lambda: STL10Eval(28, **kw).evaluate(
+        lambda x: x[:, 0].flatten(1), name="raw pixels"))  # 28 px = as stored
 
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(args, seed, work, evaluator))
+        rows.append(run_seed(args, seed, work, evaluator, cache))
         r = rows[-1]
         print(f"seed {seed}: {args.steps} steps in {r['train_minutes']:.1f} min, loss {r['loss']:.4f}, "
               + ", ".join(f"{e} {r[e + ' linear']:.4f}/{r[e + ' knn']:.4f}" for e in ENCODERS), flush=True)

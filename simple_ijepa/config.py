@@ -6,6 +6,7 @@ Every key of the README's tables keeps its name and default. Keys we added are m
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -50,7 +51,7 @@ class IJEPAConfig:
     gate_gamma: float = -0.1  # used: the hard-concrete stretch interval's lower end
     gate_zeta: float = 1.1  # used: the hard-concrete stretch interval's upper end
     gate_lr_scale: float = 50.0  # (new) the gate head's learning rate = optim.learning_rate * this
-    gate_target_open: Optional[float] = 0.5  # (new) open fraction the penalty centres on; null = the seed's
+    gate_target_open: Optional[float] = 0.5  # (new) open fraction the penalty centres on; null = the original form
 
 
 @dataclass
@@ -191,12 +192,28 @@ def _unknown_keys(cfg, reference, prefix: str = "") -> list[str]:
     return unknown
 
 
+def _non_finite(cfg, prefix: str = "") -> list[str]:
+    """Keys whose value is a float NaN or +-inf (no key of TrainConfig can work with one)."""
+    bad = []
+    for key, value in cfg.items():
+        if OmegaConf.is_dict(value):
+            bad += _non_finite(value, f"{prefix}{key}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            bad.append(f"{prefix}{key}")
+        elif OmegaConf.is_list(value) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            bad.append(f"{prefix}{key}")
+    return bad
+
+
 def validate(cfg) -> None:
     """Check every value that could fail later; raise ConfigError naming the key and the fix."""
     unknown = _unknown_keys(cfg, OmegaConf.structured(TrainConfig))
     _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see the README's configuration "
            "tables for the keys and their spelling.")
+    bad = _non_finite(cfg)
+    _check(not bad, ", ".join(bad), "NaN or infinity cannot work here; give a finite number.")
     m, d, o = cfg.model, cfg.data, cfg.optim
+    _check(cfg.seed >= 0, "seed", f"must be >= 0 (each rank seeds with seed + rank), got {cfg.seed}.")
     _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {tuple(VARIANTS)}.")
     _check(d.dataset_name in DATASETS, "data.dataset_name",
            f"{d.dataset_name!r} is not one of {DATASETS}.")
@@ -219,8 +236,10 @@ def validate(cfg) -> None:
                f"{m.gate_layer_index} is outside the encoder's blocks 0..{m.depth - 1} "
                "(model.depth); use null to gate the final tokens.")
     _check(m.gate_beta > 0, "model.gate_beta", f"the temperature must be > 0, got {m.gate_beta}.")
-    _check(m.gate_gamma < 0 and m.gate_zeta > 1, "model.gate_gamma",
-           f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got ({m.gate_gamma}, {m.gate_zeta}).")
+    _check(m.gate_gamma < 0, "model.gate_gamma",
+           f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got gate_gamma={m.gate_gamma}.")
+    _check(m.gate_zeta > 1, "model.gate_zeta",
+           f"hard-concrete needs gate_gamma < 0 < 1 < gate_zeta, got gate_zeta={m.gate_zeta}.")
     _check(m.sigreg_weight >= 0, "model.sigreg_weight", f"must be >= 0 (0 = off), got {m.sigreg_weight}.")
     _check(m.sigreg_slices >= 1, "model.sigreg_slices", f"must be >= 1, got {m.sigreg_slices}.")
     _check(1 <= m.target_layers <= m.depth, "model.target_layers",
@@ -228,9 +247,12 @@ def validate(cfg) -> None:
     _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
            "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
+    _check(m.gate_exp_alpha > 0, "model.gate_exp_alpha",
+           f"must be > 0: the penalty's steepness (the batch hold divides by its square), got {m.gate_exp_alpha}.")
     _check(m.gate_lr_scale > 0, "model.gate_lr_scale", f"must be > 0, got {m.gate_lr_scale}.")
     _check(m.gate_target_open is None or 0 < m.gate_target_open < 1, "model.gate_target_open",
-           f"must be in (0, 1), or null for the seed's penalty that pushes every gate shut; got {m.gate_target_open}.")
+           f"must be in (0, 1), or null for the original Gated I-JEPA penalty that pushes every gate shut; "
+           f"got {m.gate_target_open}.")
 
     mk = cfg.mask
     _check_range(mk.target_scale, "mask.target_scale", 0.0, 1.0)
@@ -269,6 +291,8 @@ def validate(cfg) -> None:
            f"{o.precision!r} is not one of {PRECISIONS} (or null to follow optim.fp16_precision).")
     _check(o.max_steps is None or o.max_steps >= 1, "optim.max_steps", f"must be >= 1 or null, got {o.max_steps}.")
     _check(cfg.dataloader.batch_size >= 1, "dataloader.batch_size", "must be >= 1.")
+    _check(not m.target_center or cfg.dataloader.batch_size >= 2, "model.target_center",
+           "centres the targets over the batch, which needs dataloader.batch_size >= 2.")
     _check(cfg.dataloader.num_workers >= 0, "dataloader.num_workers", "must be >= 0.")
     e = cfg.ema
     _check(0 <= e.gamma <= 1, "ema.gamma", f"must be in [0, 1], got {e.gamma}.")
@@ -290,3 +314,6 @@ def validate(cfg) -> None:
     _check(ev.every_n_steps is None or ev.every_n_steps >= 1, "eval.every_n_steps", "must be >= 1 or null.")
     _check(ev.knn_k >= 1, "eval.knn_k", "must be >= 1.")
     _check(ev.batch_size >= 1, "eval.batch_size", "must be >= 1.")
+    for key in ("max_train_samples", "max_test_samples"):
+        value = getattr(ev, key)
+        _check(value is None or value >= 2, f"eval.{key}", f"must be >= 2 (a probe needs images), or null; got {value}.")

@@ -21,7 +21,7 @@ import torch
 
 from .models.vit import VisionTransformer, ViTConfig
 from .errors import ConfigError, run_command
-from .utils.checkpoint_io import ENCODER_FORMAT, atomic_save, read_checkpoint
+from .utils.checkpoint_io import ENCODER_FORMAT, atomic_save, load_weights, read_checkpoint
 
 TIMM_FORMAT = "simple-ijepa/timm-v1"
 
@@ -31,8 +31,12 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str, metadata: dict
     from safetensors.torch import save_file
 
     tmp = f"{path}.tmp-{os.getpid()}"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = None) -> None:
@@ -52,7 +56,7 @@ def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionT
         prefix = "target_encoder." if teacher else "encoder."
         state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
     encoder = VisionTransformer(ViTConfig(**blob["vit_config"]))
-    encoder.load_state_dict(state_dict)
+    load_weights(encoder, state_dict, path, "state_dict" if blob["format"] == ENCODER_FORMAT else "model")
     return encoder.eval()
 
 

@@ -32,7 +32,7 @@ from ..config import TrainConfig
 from ..data import collate_batch, eval_transform
 from ..errors import CheckpointError
 from ..models import build_model, model_class
-from ..utils.checkpoint_io import TRAIN_FORMAT, read_checkpoint
+from ..utils.checkpoint_io import TRAIN_FORMAT, load_weights, read_checkpoint
 from .flops import encoder_flops
 from .plots import bars, heatmap, histogram
 
@@ -51,9 +51,13 @@ def load_gated_model(ckpt_path: str, device: torch.device | str = "cpu"):
     if not model_class(state["variant"]).has_gates:
         raise CheckpointError(f"{ckpt_path} is a variant={state['variant']} checkpoint; gate experiments need a "
                               "Gated I-JEPA one (training_model_gated_ddp.pth from a run with variant=gated).")
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), state["config"])
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), state["config"])
+        model = build_model(cfg)
+    except Exception as e:  # noqa: BLE001 - a config that does not build the model it saved
+        raise CheckpointError(f"Checkpoint {ckpt_path!r}: field `config` does not describe a model this version "
+                              f"can build ({type(e).__name__}: {e}).") from None
+    load_weights(model, state["model"], ckpt_path, "model")
     return model.to(device).eval(), cfg
 
 

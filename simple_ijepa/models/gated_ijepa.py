@@ -6,8 +6,9 @@ t = gate_target_open):
   loss = regression(pred, LN(teacher))  +  lambda_gates * (exp(a d) - 1 - a d) / a^2
   d    = f - t,   f = mean_b,i P(z_bi > 0)     the batch's expected open fraction (see gates.py)
 
-With t = null the penalty is the seed's mean_b(exp(a f_b) - 1), which shuts every gate at the
-README's weight (see gates.gate_penalty and the README's Gated section). The regression is the
+With t = null the penalty has the original Gated I-JEPA form mean_b(exp(a f_b) - 1), on the
+hard-concrete P(open) rather than the original's sigmoid(log_alpha); it shuts every gate at
+lambda_gates = 1 (see gates.gate_penalty). The regression is the
 baseline's (mean over all elements, model.loss), so both variants' losses are on the same scale.
 The gate head learns at model.gate_lr_scale times the learning rate (optimizer_groups). A closed
 token is replaced by a learned mask token plus its position:

@@ -87,11 +87,15 @@ def gate_penalty(open_prob: torch.Tensor, exp_alpha: float, target: float | None
 
     With f_b = mean_i P(open)[b, i] (image b's expected open fraction), f = mean_b f_b (the batch's)
     and a = exp_alpha:
-      target None:  mean_b(exp(a f_b) - 1)                     (the seed's penalty, per image)
+      target None:  mean_b(exp(a f_b) - 1)                     (the original penalty's form, per image)
       target t:     (exp(a d) - 1 - a d) / a^2,  d = f - t     (a hold on the batch's open fraction)
 
-    The seed's penalty is smallest with every gate shut, and at the README's weight it outweighs
-    the prediction loss, so all gates close. The centred form is the seed's penalty minus its
+    The original Gated I-JEPA penalty (its README: mean_b(exp(a * open_fraction_b) - 1)) computes
+    open_fraction_b from sigmoid(log_alpha); here f_b is the hard-concrete P(z > 0) =
+    sigmoid(log_alpha - beta log(-gamma/zeta)) = sigmoid(log_alpha + 1.599) at the defaults, so at
+    log_alpha = 0 and a = 4 the original gives exp(4 * 0.5) - 1 = 6.39 and this 26.9: the same shape,
+    not the same value. Either way it is smallest with every gate shut, and at weight 1 it outweighs
+    the prediction loss, so all gates close. The centred form is that penalty minus its
     tangent at t, divided by its curvature there, a^2 exp(a t):
     (exp(a f) - exp(a t) - a exp(a t) (f - t)) / (a^2 exp(a t)). It is zero with slope zero at
     f = t, ~ d^2 / 2 near it, and exponentially steeper above t than below. Subtracting the

@@ -10,10 +10,11 @@ from __future__ import annotations
 import glob
 import os
 import re
+import socket
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import ARCH_KEYS, model_class
 from ..utils.checkpoint_io import TRAIN_FORMAT, atomic_save, read_checkpoint
 
@@ -114,3 +115,66 @@ def load_training_checkpoint(path: str, run_config: dict, map_location="cpu") ->
                               "a new run in another logging.save_model_dir.")
     state["config_changes"] = allowed
     return state
+
+
+class SaveDirLock:
+    """`save_dir/.run.lock` while a run writes there (rank 0), so that two runs started side by side
+    on one folder do not write over each other's checkpoints: the second stops before any work.
+
+    The file holds "host pid". A lock whose process is gone (a crash, SIGKILL) is stale and taken
+    over; so is one left by a worker that torchrun restarted (TORCHELASTIC_RESTART_COUNT > 0)."""
+
+    NAME = ".run.lock"
+
+    def __init__(self, save_dir: str):
+        self.path = os.path.join(save_dir, self.NAME)
+        self.me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._live_holder()
+                if holder:
+                    raise ConfigError(
+                        f"Invalid config `logging.save_model_dir`: another run ({holder}) is writing to {save_dir!r} "
+                        f"now. Wait for it, give this run another logging.save_model_dir, or, if no run is "
+                        f"writing there, delete {self.path}.") from None
+                try:
+                    os.remove(self.path)  # stale
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self.me)
+            return
+        raise ConfigError(f"Invalid config `logging.save_model_dir`: could not take {self.path}; another run keeps "
+                          "starting in that folder.")
+
+    def _live_holder(self) -> str | None:
+        """'pid P on host H' of a run that may still be writing, or None when the lock is stale."""
+        try:
+            with open(self.path) as f:
+                host, pid = f.read().split()
+            pid = int(pid)
+        except (OSError, ValueError):
+            return None  # half-written or unreadable: its writer died while taking it
+        if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 or pid == os.getpid():
+            return None
+        if host != socket.gethostname():
+            return f"pid {pid} on host {host}"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return f"pid {pid} on this host"
+
+    def release(self) -> None:
+        try:
+            with open(self.path) as f:
+                mine = f.read() == self.me
+            if mine:
+                os.remove(self.path)
+        except OSError:
+            pass

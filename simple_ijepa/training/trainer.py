@@ -27,17 +27,17 @@ from tqdm import tqdm
 
 from ..analysis.collapse import collapse_stats, collapse_warning
 from ..config import TrainConfig, resolve_precision, validate
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..data import build_dataset, collate_batch
 from ..data.datasets import UNREADABLE, ImageFolderDataset
 from ..export import save_encoder
 from ..models import VARIANTS, build_model
 from ..analysis.run_plots import plot_run
 from ..presets import PRESETS
-from .checkpoint import (checkpoint_names, find_latest, load_training_checkpoint,
+from .checkpoint import (SaveDirLock, checkpoint_names, find_latest, load_training_checkpoint,
                          save_training_checkpoint)
 from . import wandb_logger
-from ..utils.checkpoint_io import TRAIN_FORMAT
+from ..utils.checkpoint_io import TRAIN_FORMAT, load_weights
 from ..utils.distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
 from .schedules import ema_momentum
 from .step import TrainStep, compile_net, effective_precision
@@ -150,12 +150,21 @@ def train(cfg) -> dict:
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.structured(cfg)
     validate(cfg)
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 and not cfg.logging.ckpt_path:
+        # torchrun --max-restarts restarted the workers after one died: continue from the last checkpoint.
+        cfg.logging.ckpt_path = "auto"
     info = setup_distributed()
     _setup_logging(info)
     stop = StopSignal()
+    lock = None
     try:
+        if info.is_main:  # before any work: a folder we can write to and no other run writing there
+            _check_save_dir(cfg.logging.save_model_dir)
+            lock = SaveDirLock(cfg.logging.save_model_dir)
         return _train(cfg, info, stop)
     finally:
+        if lock is not None:
+            lock.release()
         stop.restore()
         wandb_logger.finish(sys.exc_info()[1])  # however the run ended: done, stop signal, error
         cleanup_distributed()
@@ -179,6 +188,8 @@ class Run:
     last_metrics: dict = field(default_factory=dict)
     step_last: int = 0  # the step of the last log line, and when it was written
     t_last: float = 0.0
+    saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
+    save_failed: bool = False  # the latest checkpoint write failed (disk full, file size limit, ...)
 
     @property
     def save_dir(self) -> str:
@@ -226,8 +237,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     _log_outputs(run, inputs[0], probe_now, bar)
             if stop_now:
                 bar.close()
-                log.warning(f"Stop signal received: saved step {run.step} to {run.save_dir}; rerun the same "
-                            "command with logging.ckpt_path=auto to continue.")
+                log.warning(f"Stop signal received: the checkpoint of step {run.saved_step} is in {run.save_dir}; "
+                            "rerun the same command with logging.ckpt_path=auto to continue.")
                 raise Preempted()
             if run.step >= run.total_steps:
                 break
@@ -238,10 +249,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
 def _start(cfg, info: DistInfo) -> Run:
     """Check the save dir, the precision and the loggers, load the data, build the model and its step."""
     save_dir, world = cfg.logging.save_model_dir, info.world_size
-    if info.is_main:
-        _check_save_dir(save_dir)
-        if not cfg.logging.ckpt_path:
-            _claim_save_dir(save_dir, cfg.logging.overwrite)
+    if info.is_main and not cfg.logging.ckpt_path:
+        _claim_save_dir(save_dir, cfg.logging.overwrite)
     precision = effective_precision(resolve_precision(cfg.optim), info.device)
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
@@ -290,10 +299,15 @@ def _resume(run: Run) -> None:
     if state["config_changes"] and run.info.is_main:
         log.warning("Resuming with a configuration that differs from the checkpoint's: "
                     + "; ".join(state["config_changes"]) + ".")
-    run.model.load_state_dict(state["model"])
-    run.train_step.optimizer.load_state_dict(state["optimizer"])
-    run.train_step.scaler.load_state_dict(state["scaler"])
+    load_weights(run.model, state["model"], ckpt_path, "model")
+    try:
+        run.train_step.optimizer.load_state_dict(state["optimizer"])
+        run.train_step.scaler.load_state_dict(state["scaler"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"Checkpoint {ckpt_path!r}: field `optimizer` / `scaler` does not fit this run's "
+                              f"optimiser ({type(e).__name__}: {e}).") from None
     run.step, run.collapse_ref = state["step"], state.get("collapse_reference")
+    run.saved_step = run.step
     log.info(f"Resumed from {ckpt_path} at step {run.step} (epoch {run.step // run.steps_per_epoch}).")
 
 
@@ -356,8 +370,7 @@ def _log_outputs(run: Run, images: torch.Tensor, probe_now: bool, bar) -> None:
     if probe_now:  # every rank takes part (sharded features); a failure is the same on every rank
         metrics.update(_guarded("periodic probe", step, _probe, run.model, cfg, info) or {})
     if info.is_main:
-        with open(run.metrics_path, "a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        _guarded("metrics.jsonl writer", step, _append_line, run.metrics_path, json.dumps(metrics))
         if run.writer is not None:
             _guarded("TensorBoard writer", step, _write_scalars, run.writer, metrics, step)
         _guarded("W&B logger", step, wandb_logger.log_metrics, metrics, step)
@@ -378,6 +391,11 @@ def _finish(run: Run) -> dict:
         _guarded("plots", step, plot_run, save_dir)
     if run.writer is not None:
         _guarded("TensorBoard writer", step, run.writer.close)
+    if run.save_failed and run.info.is_main:
+        raise CheckpointError(
+            f"Training reached step {step}, but its last checkpoint could not be written to {save_dir} (see the "
+            f"error above); the newest checkpoint there is from step {run.saved_step}. Free space (or raise the "
+            "file size limit), then rerun the same command with logging.ckpt_path=auto to redo the steps after it.")
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": run.last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
@@ -442,6 +460,11 @@ def _guarded(what: str, step: int, fn, *args):
         return None
 
 
+def _append_line(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
 def _write_scalars(writer, metrics: dict, step: int) -> None:
     for k, v in metrics.items():
         if isinstance(v, (int, float)) and k != "step":
@@ -479,10 +502,27 @@ def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:
 
 
 def _checkpoint(run: Run) -> None:
-    """The full training state (rank 0) and the teacher encoder beside it, both written atomically."""
-    cfg, model, step = run.cfg, run.model, run.step
+    """The full training state (rank 0) and the teacher encoder beside it, both written atomically.
+
+    A failed write (no space, a file size limit, a read-only folder) leaves the previous checkpoint
+    as it was, logs one error naming the folder, and training goes on: the next checkpoint retries.
+    If the last one fails too, `_finish` stops with an error (the run stays resumable)."""
     if not run.info.is_main:
         return
+    try:
+        _write_checkpoint(run)
+    except OSError as e:
+        run.save_failed = True
+        before = f"step {run.saved_step}" if run.saved_step is not None else "none yet"
+        log.error(f"step {run.step}: could not write the checkpoint to {run.save_dir} ({e.strerror or e}); the "
+                  f"previous one is intact ({before}). Training goes on and retries at the next checkpoint; free "
+                  "space or fix the folder's permissions.")
+        return
+    run.save_failed, run.saved_step = False, run.step
+
+
+def _write_checkpoint(run: Run) -> None:
+    cfg, model, step = run.cfg, run.model, run.step
     state = {
         "format": TRAIN_FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
         "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
