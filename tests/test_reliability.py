@@ -316,3 +316,94 @@ def test_predictor_width_is_checked_with_the_other_keys():
 
     with pytest.raises(ConfigError, match="model.predictor_dim.*multiple of 4, got 18"):
         validate(make_config(["model.predictor_dim=18"]))
+
+
+def _encoder_weights(path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_a_killed_rank_is_restarted_by_torchrun_and_resumes_to_the_same_weights(tmp_path):
+    """torchrun --max-restarts=1: SIGKILL one of two workers after a checkpoint; the restarted workers
+    resume from the newest checkpoint with no flag added and end with an uninterrupted run's weights."""
+    steps = ["optim.max_steps=80", "logging.log_every_n_steps=5"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+
+    def launch(save_dir: str, log):
+        return subprocess.Popen([TORCHRUN, "--standalone", "--nproc_per_node=2", "--max-restarts=1", RUN_DDP]
+                                + DIGITS + steps + [f"logging.save_model_dir={save_dir}"],
+                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    with open(tmp_path / "killed.txt", "w") as log:
+        proc = launch("killed", log)
+        first = tmp_path / "killed" / "checkpoints" / "baseline_step_00000010.pth"
+        deadline = time.time() + 180
+        while not first.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2 and first.exists(), (tmp_path / "killed.txt").read_text()[-3000:]
+        os.kill(int(workers[1]), signal.SIGKILL)
+        assert proc.wait(timeout=300) == 0, (tmp_path / "killed.txt").read_text()[-3000:]
+    out = (tmp_path / "killed.txt").read_text()
+    resumed_at = [int(s) for s in __import__("re").findall(r"Resumed from \S+ at step (\d+)", out)]
+    assert resumed_at and 10 <= resumed_at[0] < 80, out[-3000:]
+    with open(tmp_path / "clean.txt", "w") as log:
+        assert launch("clean", log).wait(timeout=300) == 0
+    killed, clean = _encoder_weights(tmp_path / "killed" / "encoder_ddp.pth"), _encoder_weights(
+        tmp_path / "clean" / "encoder_ddp.pth")
+    assert all(torch.equal(killed[k], clean[k]) for k in clean)
+
+
+def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_the_run_resumable(tmp_path):
+    """Under `ulimit -f` the checkpoint no longer fits: one error naming the folder per failed write,
+    the previous checkpoint intact, training to the end, then exit 2 saying how to resume."""
+    first = run_cli([PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=4",
+                                                   "logging.save_model_dir=run"], cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:]
+    ckpt = tmp_path / "run" / "training_model_ddp.pth"
+    limit_kb = ckpt.stat().st_size // 1024 // 2  # big files fail, logs and metrics still fit
+    cmd = " ".join([f"ulimit -f {limit_kb};", PYTHON, RUN_DDP] + DIGITS + [
+        "optim.max_steps=12", "logging.log_every_n_steps=4", "logging.save_model_dir=run", "logging.ckpt_path=auto"])
+    limited = run_cli(["bash", "-c", cmd], cwd=tmp_path)
+    assert limited.returncode == 2, limited.stdout[-3000:]
+    assert limited.stdout.count(f"could not write the checkpoint to {tmp_path / 'run'}") == 2  # steps 8 and 12
+    assert f"newest checkpoint in {tmp_path / 'run'} is from step 4" in limited.stdout and "Traceback" not in limited.stdout
+    assert torch.load(ckpt, weights_only=True)["step"] == 4
+    assert not [p for p in (tmp_path / "run").rglob("*.tmp-*")]  # no half-written file left
+    again = run_cli([PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=12", "logging.log_every_n_steps=4",
+                                                   "logging.save_model_dir=run", "logging.ckpt_path=auto"], cwd=tmp_path)
+    assert again.returncode == 0 and "at step 4" in again.stdout
+    assert torch.load(ckpt, weights_only=True)["step"] == 12
+
+
+def test_a_read_only_save_dir_fails_each_write_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    def no_space(obj, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod, "atomic_save", no_space)
+    with pytest.raises(CheckpointError, match="no checkpoint of this run .* yet.*logging.ckpt_path=auto"):
+        train(make_config(DIGITS + ["optim.max_steps=6", "logging.log_every_n_steps=3",
+                                    f"logging.save_model_dir={tmp_path}"]))
+    assert caplog.text.count("could not write the checkpoint") == 2
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2  # training went on to the end
+
+
+def test_two_runs_side_by_side_in_one_save_dir(tmp_path):
+    """The second run stops before any work while the first holds the folder; a lock left by a
+    killed run is taken over."""
+    args = [PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=100000", "logging.log_every_n_steps=100000",
+                                          "logging.save_model_dir=run"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    with open(tmp_path / "first.txt", "w") as log:
+        first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while "simple-ijepa: variant" not in (tmp_path / "first.txt").read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        second = run_cli(args[:-1] + ["logging.save_model_dir=run", "logging.ckpt_path=auto"], cwd=tmp_path)
+        assert second.returncode == 2 and "another run" in second.stdout and f"pid {first.pid}" in second.stdout
+        first.kill()
+        first.wait()
+    assert (tmp_path / "run" / ".run.lock").exists()  # SIGKILL left it behind
+    third = run_cli(args[:3] + DIGITS[3:] + ["optim.max_steps=2", "logging.log_every_n_steps=2",
+                                             "logging.save_model_dir=run", "logging.overwrite=true"], cwd=tmp_path)
+    assert third.returncode == 0, third.stdout[-2000:]
+    assert not (tmp_path / "run" / ".run.lock").exists()

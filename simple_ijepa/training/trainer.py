@@ -237,8 +237,8 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     _log_outputs(run, inputs[0], probe_now, bar)
             if stop_now:
                 bar.close()
-                log.warning(f"Stop signal received: the checkpoint of step {run.saved_step} is in {run.save_dir}; "
-                            "rerun the same command with logging.ckpt_path=auto to continue.")
+                log.warning(f"Stop signal received: {_newest(run)}; rerun the same command with "
+                            "logging.ckpt_path=auto to continue.")
                 raise Preempted()
             if run.step >= run.total_steps:
                 break
@@ -394,8 +394,8 @@ def _finish(run: Run) -> dict:
     if run.save_failed and run.info.is_main:
         raise CheckpointError(
             f"Training reached step {step}, but its last checkpoint could not be written to {save_dir} (see the "
-            f"error above); the newest checkpoint there is from step {run.saved_step}. Free space (or raise the "
-            "file size limit), then rerun the same command with logging.ckpt_path=auto to redo the steps after it.")
+            f"error above); {_newest(run)}. Free space (or raise the file size limit), then rerun the same command "
+            "with logging.ckpt_path=auto to redo the steps after it.")
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": run.last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
@@ -513,12 +513,18 @@ def _checkpoint(run: Run) -> None:
         _write_checkpoint(run)
     except OSError as e:
         run.save_failed = True
-        before = f"step {run.saved_step}" if run.saved_step is not None else "none yet"
-        log.error(f"step {run.step}: could not write the checkpoint to {run.save_dir} ({e.strerror or e}); the "
-                  f"previous one is intact ({before}). Training goes on and retries at the next checkpoint; free "
-                  "space or fix the folder's permissions.")
+        log.error(f"step {run.step}: could not write the checkpoint to {run.save_dir} ({e.strerror or e}); "
+                  f"{_newest(run)}, intact. Training goes on and retries at the next checkpoint; free space or fix "
+                  "the folder's permissions.")
         return
     run.save_failed, run.saved_step = False, run.step
+
+
+def _newest(run: Run) -> str:
+    """Where the run's newest checkpoint on disk stands, for messages."""
+    if run.saved_step is None:
+        return f"there is no checkpoint of this run in {run.save_dir} yet"
+    return f"the newest checkpoint in {run.save_dir} is from step {run.saved_step}"
 
 
 def _write_checkpoint(run: Run) -> None:

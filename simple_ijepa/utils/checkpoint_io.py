@@ -32,12 +32,16 @@ ENCODER_FORMAT = "simple-ijepa/encoder-v1"
 def atomic_save(obj, path: str) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
 
-    A crash at any point leaves either the old file or the new one, never half of one.
+    A crash at any point leaves either the old file or the new one, never half of one. A failed
+    write (no space, a file size limit) raises OSError and leaves no temporary file.
     """
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:  # torch's zip writer reports a short write (disk full, EFBIG) this way
+                raise OSError(f"writing {tmp} failed ({e})") from e
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
