@@ -119,7 +119,7 @@ def test_random_masks_are_disjoint_scattered_sets_of_equal_size(grid, targets):
     for seed in range(50):
         ctx, tgt, valid = draw(gen, 6, seed)
         B, T, Kt = tgt.shape
-        assert (B, T) == (6, targets) and valid.all() and valid.shape == ctx.shape
+        assert (B, T) == (6, targets) and valid is None  # equal counts: nothing padded
         assert round(0.1 * n) <= Kt <= round(0.2 * n) and ctx.shape[1] >= 2
         for b in range(B):
             picked = tgt[b].flatten().tolist() + ctx[b].tolist()
@@ -128,7 +128,7 @@ def test_random_masks_are_disjoint_scattered_sets_of_equal_size(grid, targets):
             rows_seen.add(tuple((tgt[b, 0] // grid).unique().tolist()))
     assert len(rows_seen) > 10  # scattered, not blocks: many different row sets
     a, b = draw(gen, 6, 3), draw(gen, 6, 3)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))  # same seeds, same masks
+    assert all(x is y is None or torch.equal(x, y) for x, y in zip(a, b))  # same seeds, same masks
 
 
 def test_build_masks_picks_the_kind_and_rejects_an_unknown_one():
@@ -141,3 +141,59 @@ def test_build_masks_picks_the_kind_and_rejects_an_unknown_one():
         build_masks("grid", 8, 4, M)
     with pytest.raises(ValueError, match="min_context"):  # each strategy checks its own fit
         RandomMaskGenerator(4, num_targets=4, target_scale=(0.2, 0.3), min_context=4)
+
+
+@pytest.mark.parametrize("grid", [7, 12, 14])
+@pytest.mark.parametrize("share", [0.15, 0.25, 0.35])
+def test_a_context_budget_keeps_exactly_k_patches_outside_the_targets(grid, share):
+    gen = MultiBlockMaskGenerator(grid, 4, context_budget=share)
+    k = round(share * grid * grid)
+    for seed in range(30):
+        ctx, tgt, valid = draw(gen, 16, seed)
+        assert ctx.shape == (16, k) and valid is None  # every sample, every batch: static shapes
+        for b in range(16):
+            kept, targets = ctx[b].tolist(), set(tgt[b].flatten().tolist())
+            assert len(set(kept)) == k and kept == sorted(kept)
+            assert not targets & set(kept)  # never a target patch
+        again = draw(gen, 16, seed)
+        assert torch.equal(again[0], ctx) and torch.equal(again[1], tgt)  # same seed, same masks
+
+
+def test_a_budget_draws_from_the_context_block_first():
+    """With a budget below the block's count every kept patch lies in the block; the subsets differ
+    between seeds (a uniform draw, not a raster-order cut)."""
+    g = 12
+    gen = MultiBlockMaskGenerator(g, 1, target_scale=(0.05, 0.05), context_budget=0.15, context_scale=(0.5, 0.5))
+    firsts = set()
+    for seed in range(20):
+        ctx, tgt, _ = draw(gen, 8, seed)
+        rows, cols = ctx // g, ctx % g
+        side = round(0.5 ** 0.5 * g)  # the context block's side
+        assert ((rows.max(1).values - rows.min(1).values) < side).all()
+        assert ((cols.max(1).values - cols.min(1).values) < side).all()
+        firsts.add(tuple(ctx[0].tolist()))
+    assert len(firsts) == 20
+
+
+def test_a_budget_larger_than_the_block_takes_the_rest_outside_the_targets():
+    gen = MultiBlockMaskGenerator(8, 2, target_scale=(0.1, 0.1), context_scale=(0.2, 0.2), context_budget=0.5)
+    ctx, tgt, _ = draw(gen, 8, 0)
+    assert ctx.shape == (8, 32)
+    for b in range(8):
+        assert not set(tgt[b].flatten().tolist()) & set(ctx[b].tolist())
+
+
+def test_a_budget_that_cannot_fit_is_a_config_error_naming_the_key():
+    from simple_ijepa.config import validate
+    from simple_ijepa.errors import ConfigError
+    from simple_ijepa.training.trainer import make_config
+
+    for share in (0.9, 0.001, 1.5):
+        with pytest.raises(ConfigError, match="`mask.context_budget`"):
+            validate(make_config([f"mask.context_budget={share}"]))
+    validate(make_config(["mask.context_budget=0.15", "mask.kind=random"]))
+    with pytest.raises(ConfigError, match="`mask.context_budget`"):  # random targets are disjoint: 4 x 29 + 36 > 144
+        validate(make_config(["mask.context_budget=0.25", "mask.kind=random"]))
+    gen = RandomMaskGenerator(12, 4, context_budget=0.15)
+    ctx, _, valid = draw(gen, 4, 0)
+    assert ctx.shape == (4, 22) and valid is None

@@ -101,3 +101,25 @@ def test_models_are_built_from_parts_so_a_pretrained_encoder_can_be_passed_in():
     assert model.encoder is encoder and torch.equal(model.target_encoder.pos_embed, encoder.pos_embed)
     assert ARCH_KEYS == ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
                          "predictor_dim", "predictor_depth", "predictor_heads")
+
+
+def test_targets_from_the_last_blocks_and_centred_over_the_batch():
+    import torch.nn.functional as F
+
+
+    images = torch.randn(5, 3, 32, 32)
+    plain = IJEPA.from_config(make_config(TINY).model).eval()
+    h = plain.target_encoder(images)
+    assert torch.equal(plain.teacher_features(images), F.layer_norm(h, (h.shape[-1],)))  # the paper's target
+
+    model = IJEPA.from_config(make_config(TINY + ["model.target_layers=2", "model.target_center=true"]).model)
+    model.load_state_dict(plain.state_dict())
+    enc = model.target_encoder
+    x = enc.embed(images)
+    first = enc.blocks[0](x)
+    last = enc.norm(enc.blocks[1](first))
+    want = (F.layer_norm(first, (32,)) + F.layer_norm(last, (32,))) / 2
+    want = want - want.mean(0, keepdim=True)
+    got = model.teacher_features(images)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got.mean(0), torch.zeros_like(got[0]), atol=1e-6, rtol=0)  # position alone: 0

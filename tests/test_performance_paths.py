@@ -88,13 +88,16 @@ def test_batched_predictor_matches_per_target_reference():
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
 
 
-def test_compiled_step_matches_eager_with_one_graph():
-    """Cold compile of the tiny model takes ~10-40 s on a 2-core CPU; the steps themselves are ms."""
+@pytest.mark.parametrize("budget", [None, 0.5])
+def test_compiled_step_matches_eager_with_one_graph(budget):
+    """Cold compile of the tiny model takes ~10-40 s on a 2-core CPU; the steps themselves are ms.
+    With a context budget the context length is the same at every step (static) and nothing is padded."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    cfg = tiny_cfg("optim.compile=true", "ema.gamma=0.9", "dataloader.batch_size=8", "model.depth=1")
+    cfg = tiny_cfg("optim.compile=true", "ema.gamma=0.9", "dataloader.batch_size=8", "model.depth=1",
+                   f"mask.context_budget={'null' if budget is None else budget}")
     torch.manual_seed(0)
     eager_model = build_model(cfg)
     compiled_model = copy.deepcopy(eager_model)
@@ -106,11 +109,13 @@ def test_compiled_step_matches_eager_with_one_graph():
     shapes = set()
     for s in range(3):
         inputs = eager.inputs(images, s)
-        shapes.add(tuple(tuple(x.shape) for x in inputs[1:]))
+        shapes.add(tuple(None if x is None else tuple(x.shape) for x in inputs[1:]))
         loss_eager = eager(inputs, s)[0]
         loss_compiled = compiled(compiled.inputs(images, s), s)[0]
         torch.testing.assert_close(loss_compiled, loss_eager, rtol=1e-4, atol=1e-6)
     assert len(shapes) > 1, "the steps should exercise different mask sizes"
+    if budget is not None:
+        assert {s[0] for s in shapes} == {(8, 8)} and inputs[3] is None  # Kc = 0.5 * 16, every step
     assert counters["stats"]["unique_graphs"] == 1, "mask sizes must not trigger a recompile"
     for pe, pc in zip(eager_model.parameters(), compiled_model.parameters()):
         torch.testing.assert_close(pc, pe, rtol=1e-3, atol=1e-5)

@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from simple_ijepa.training.checkpoint import find_latest
@@ -49,9 +50,13 @@ def test_random_masking_trains(tmp_path):
     assert out["step"] == 20 and rows[-1]["loss"] < rows[0]["loss"]
 
 
-def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path):
-    """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights."""
-    base = DIGITS + ["optim.max_steps=8", "logging.log_every_n_steps=2", "logging.keep_last=10"]
+@pytest.mark.parametrize("recipe", [[], ["mask.context_budget=0.25", "optim.weight_decay=0.04",
+                                           "optim.weight_decay_end=0.4", "ema.gamma_end=0.999",
+                                           "model.target_center=true", "model.target_layers=2"]])
+def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path, recipe):
+    """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights (the
+    schedules of weight decay and EMA momentum come from the step alone)."""
+    base = DIGITS + ["optim.max_steps=8", "logging.log_every_n_steps=2", "logging.keep_last=10"] + recipe
     train(make_config(base + [f"logging.save_model_dir={tmp_path / 'full'}"]))
     ckpt4 = tmp_path / "full" / "checkpoints" / "baseline_step_00000004.pth"
     assert ckpt4.is_file()

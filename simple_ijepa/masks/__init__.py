@@ -4,10 +4,11 @@ Every strategy is built from plain values, checks its own fit to the patch grid 
 (ValueError), and is called as
 
     strategy(batch_size, rng: random.Random, generator: torch.Generator)
-        -> (context_idx [B, Kc] long, target_idx [B, T, Kt] long, context_valid [B, Kc] bool)
+        -> (context_idx [B, Kc] long, target_idx [B, T, Kt] long, context_valid [B, Kc] bool or None)
 
 with grid positions in raster order; `context_valid` marks padding when samples keep different
-numbers of context patches. Sizes come from `rng`, positions from `generator`: the same seeds give
+numbers of context patches, and is None when every sample keeps the same number (a context budget,
+random masks): then nothing is padded and the model runs without an attention mask. Sizes come from `rng`, positions from `generator`: the same seeds give
 the same masks. `mask.kind` picks one from `MASKS`.
 """
 from __future__ import annotations

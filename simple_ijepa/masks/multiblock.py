@@ -106,11 +106,11 @@ class MultiBlockMaskGenerator:
         return h, w, c
 
     def __call__(self, batch_size: int, rng: random.Random, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool).
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return (context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool or None).
 
-        Indices are sorted long tensors. With a budget, Kc = K for every batch and context_valid is all
-        True. Without one, Kc = the batch's largest context count; in row b the first
+        Indices are sorted long tensors. With a budget, Kc = K for every batch and context_valid is
+        None (nothing padded). Without one, Kc = the batch's largest context count; in row b the first
         count_b entries are sample b's context patches in raster order and the rest are padding
         (copies of its first patch) with context_valid False. context_valid is returned even when
         nothing is padded, so that a compiled model always sees the same inputs (one graph).
@@ -152,9 +152,8 @@ class MultiBlockMaskGenerator:
         in_rows = (ar >= ctop) & (ar < ctop + c)  # [B, g]
         in_cols = (ar >= cleft) & (ar < cleft + c)
         in_context = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(B, g * g) & ~in_target
-        if self.budget is not None:
-            context_idx = context_with_budget(in_context, in_target, self.budget, generator)
-            return context_idx, target_idx, torch.ones(context_idx.shape, dtype=torch.bool)
+        if self.budget is not None:  # the same Kc = K at every step: static shapes, nothing padded
+            return context_with_budget(in_context, in_target, self.budget, generator), target_idx, None
 
         short = in_context.sum(1, keepdim=True) < self.min_context
         in_context = torch.where(short, ~in_target, in_context)

@@ -45,9 +45,9 @@ class RandomMaskGenerator:
         return max(1, int(round(scale * self.grid * self.grid)))
 
     def __call__(self, batch_size: int, rng: random.Random, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool), each
-        set of indices sorted (raster order)."""
+                 ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """Return (context_idx [B, Kc], target_idx [B, T, Kt], None): each set of indices sorted
+        (raster order), nothing padded."""
         n, T, B = self.grid * self.grid, self.num_targets, batch_size
         kt = self.target_count(rng.uniform(*self.target_scale))
         left = n - T * kt
@@ -57,4 +57,4 @@ class RandomMaskGenerator:
         order = torch.rand(B, n, generator=generator).argsort(dim=1)  # a random permutation per sample
         target_idx = order[:, :T * kt].view(B, T, kt).sort(dim=2).values
         context_idx = order[:, T * kt:T * kt + kc].sort(dim=1).values
-        return context_idx, target_idx, torch.ones(B, kc, dtype=torch.bool)
+        return context_idx, target_idx, None

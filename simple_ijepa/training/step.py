@@ -43,8 +43,8 @@ def effective_precision(requested: str, device: torch.device) -> str:
 
 
 def compile_net(net: torch.nn.Module) -> torch.nn.Module:
-    """`torch.compile` for training. The mask lengths (Kc, Kt) change every step; `TrainStep` marks
-    those dimensions dynamic, so one compiled graph serves every step instead of a recompile each."""
+    """`torch.compile` for training. The mask lengths that change between steps (Kt; Kc without a
+    context budget) are marked dynamic by `TrainStep`, so one compiled graph serves every step."""
     return torch.compile(net)
 
 
@@ -67,6 +67,9 @@ class TrainStep:
         self.warmup_steps = int(cfg.optim.warmup_fraction * total_steps)
         self.optimizer = make_adamw(model.optimizer_groups(cfg.optim.weight_decay), cfg.optim.learning_rate)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        # Under optim.compile the mask lengths that change between steps are compiled as symbolic
+        # sizes (one graph for every step, not a recompile per length): the target block area Kt
+        # (drawn per batch, as in the paper) always, the context length Kc only without a budget.
         self.dynamic_masks = bool(cfg.optim.compile)
         if device.type == "cuda":
             # cuDNN's attention builds a new plan for every new sequence length, and the context
@@ -91,9 +94,9 @@ class TrainStep:
         return random_resized_crop(images_u8, cfg.model.image_size, tuple(cfg.data.crop_scale),
                                    hflip=cfg.data.hflip, generator=self.aug_gen)
 
-    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool) on the device
-        (context padded to the batch's largest count; masking.py).
+    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool or None) on the
+        device (context padded to the batch's largest count unless a budget fixes it; masks/).
 
         Built on the host, pinned and sent with non-blocking copies: three separate tensors rather
         than views of one buffer, so that a compiled model sees no aliased inputs and no storage
@@ -105,8 +108,8 @@ class TrainStep:
         if self.device.type == "cpu":
             return masks
         if self.device.type == "cuda":
-            masks = tuple(m.pin_memory() for m in masks)
-        return tuple(m.to(self.device, non_blocking=True) for m in masks)
+            masks = tuple(None if m is None else m.pin_memory() for m in masks)
+        return tuple(None if m is None else m.to(self.device, non_blocking=True) for m in masks)
 
     def inputs(self, images_u8: torch.Tensor, step: int) -> tuple:
         """uint8 [B, C, H, W] -> (images [B, 3, S, S],) or
@@ -126,10 +129,10 @@ class TrainStep:
             if group.get("decay"):  # matrices only (JEPA.optimizer_groups)
                 group["weight_decay"] = wd
         if self.dynamic_masks and len(inputs) == 4:
-            # Kc and Kt vary per batch: compile them as symbolic sizes, not as constants.
-            torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
-            torch._dynamo.maybe_mark_dynamic(inputs[2], 2)
-            torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
+            torch._dynamo.maybe_mark_dynamic(inputs[2], 2)  # Kt
+            if inputs[3] is not None:  # padded context: Kc varies too
+                torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
+                torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
         # Gate noise and SIGReg directions come from the model's generator: same step, same draws.
         self.model.reseed(step_seed(cfg.seed, self.rank, step))
         with autocast(self.device, self.precision):
