@@ -33,7 +33,7 @@ from common import mean_std, seeded_bench_parser  # noqa: E402
 from simple_ijepa.evaluation import STL10Eval  # noqa: E402
 from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
 from simple_ijepa.analysis.run_plots import read_metrics  # noqa: E402
-from simple_ijepa.training.checkpoint import checkpoint_names  # noqa: E402
+from simple_ijepa.checkpoints import checkpoint_names  # noqa: E402
 from simple_ijepa.training.trainer import make_config, train  # noqa: E402
 
 PROBES = ("gated", "all_open", "teacher", "random init")

@@ -4,8 +4,8 @@
 # test images (bench/fashion_mnist_probe.py; raw-pixel and random-init probes are fitted once and kept
 # in bench/results/probe_cache.json). Appends one JSON line per row to
 # ${OUT:-bench/results/learning_ablation.jsonl}; rows run one after another.
-#   bash bench/learning_ablation.sh               # every row
-#   bash bench/learning_ablation.sh budget        # rows whose name matches
+#   bash bench/learning_ablation.sh               # every row, in this file's order
+#   bash bench/learning_ablation.sh "EMA end 0.999" "cpu_small"   # these rows (exact names), in this order
 #   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +22,13 @@ rows=(
   "EMA end 0.999|ema.gamma_end=0.999"
   "target = last 2 blocks|model.target_layers=2"
 )
-for row in "${rows[@]}"; do
+wanted=("$@")
+[[ $# -gt 0 ]] || for row in "${rows[@]}"; do wanted+=("${row%%|*}"); done
+for want in "${wanted[@]}"; do
+  row=""
+  for r in "${rows[@]}"; do [[ "${r%%|*}" == "$want" ]] && row=$r; done
+  [[ -n "$row" ]] || { echo "no row named '$want'" >&2; exit 2; }
   name=${row%%|*}; overrides=${row#*|}
-  if [[ $# -gt 0 && "$name" != *"$1"* ]]; then continue; fi
   echo "== $name: $overrides"
   # shellcheck disable=SC2086
   "${PYTHON:-python}" bench/fashion_mnist_probe.py $overrides --train_samples 5000 --cache bench/results/probe_cache.json ${BENCH_ARGS:-} --name "$name" --json "$OUT"

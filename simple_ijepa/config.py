@@ -163,6 +163,24 @@ for _name, _overrides in PRESETS.items():
     _store.store(group="experiment", name=_name, node=_overrides, package="_global_")
 
 
+def make_config(overrides: list[str] | None = None):
+    """The TrainConfig with `key=value` overrides, outside Hydra (tests, demo, notebooks).
+
+    As on the command line, `experiment=NAME` applies a preset first and the other overrides win.
+    """
+    cfg = OmegaConf.structured(TrainConfig)
+    overrides = list(overrides or [])
+    for item in [o for o in overrides if o.startswith("experiment=")]:
+        overrides.remove(item)
+        name = item.split("=", 1)[1]
+        if name not in PRESETS:
+            raise ConfigError(f"Invalid config `experiment`: no preset {name!r}; there are {sorted(PRESETS)}.")
+        cfg = OmegaConf.merge(cfg, PRESETS[name])
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    return cfg
+
+
 def resolve_precision(optim) -> str:
     """`optim.precision` if set, else the README's `optim.fp16_precision` (true -> fp16)."""
     if optim.precision is not None:
@@ -304,6 +322,9 @@ def validate(cfg) -> None:
     _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
     _check(cfg.logging.ckpt_every_n_steps is None or cfg.logging.ckpt_every_n_steps >= 1,
            "logging.ckpt_every_n_steps", "must be >= 1, or null to checkpoint at every log step.")
+    _check(not cfg.logging.tensorboard or importlib.util.find_spec("tensorboard") is not None, "logging.tensorboard",
+           "the `tensorboard` package is not installed; `pip install tensorboard` (or "
+           "`pip install 'simple-ijepa[tensorboard]'`), or set it to false.")
     _check(not cfg.logging.wandb or importlib.util.find_spec("wandb") is not None, "logging.wandb",
            "the `wandb` package is not installed; `pip install 'simple-ijepa[wandb]'` (or `pip install wandb`), "
            "or set it to false.")

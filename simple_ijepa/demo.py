@@ -20,7 +20,7 @@ from .evaluate import probe_with_random_init
 from .evaluation import STL10Eval
 from .errors import run_command
 from .evaluation.probe import linear_probe_accuracy
-from .export import load_encoder
+from .checkpoints import load_encoder
 from .training.trainer import make_config, train
 
 DEMO_OVERRIDES = [

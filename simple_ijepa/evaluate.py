@@ -21,7 +21,7 @@ from .evaluation import STL10Eval
 from .errors import CheckpointError, run_command
 from .models import VARIANTS
 from .models.vit import VisionTransformer
-from .utils.checkpoint_io import TRAIN_FORMAT, read_checkpoint
+from .checkpoints import TRAIN_FORMAT, load_encoder, read_checkpoint
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -74,8 +74,6 @@ def load_checkpoint(path: str, student: bool = False, device="cpu"):
     """(GatedIJEPA, None) from a gated training checkpoint, else (None, VisionTransformer): an
     encoder file's encoder, or a training checkpoint's EMA teacher (its student with `student`,
     also for a gated one). In eval mode, on `device`."""
-    from .export import load_encoder
-
     if gated_checkpoint(path) and not student:
         from .analysis.gate_analysis import load_gated_model
 

@@ -21,43 +21,9 @@ import torch
 
 from .models.vit import VisionTransformer, ViTConfig
 from .errors import ConfigError, run_command
-from .utils.checkpoint_io import ENCODER_FORMAT, atomic_save, load_weights, read_checkpoint
+from .checkpoints import load_encoder, save_encoder, save_safetensors  # noqa: F401  (exported from here too)
 
 TIMM_FORMAT = "simple-ijepa/timm-v1"
-
-
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
-    """Write `tensors` (CPU, made contiguous) with string `metadata` to `path` atomically."""
-    from safetensors.torch import save_file
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = None) -> None:
-    """Write the encoder as a self-describing .pth and a .safetensors beside it (config in metadata)."""
-    blob = {"format": ENCODER_FORMAT, "vit_config": asdict(encoder.config), **(extra or {}),
-            "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
-    atomic_save(blob, path)
-    save_safetensors(blob["state_dict"], os.path.splitext(path)[0] + ".safetensors",
-                     {"format": ENCODER_FORMAT, "vit_config": json.dumps(blob["vit_config"])})
-def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionTransformer:
-    """A `VisionTransformer` in eval mode from an encoder file (.pth or .safetensors) or a training
-    checkpoint (its EMA teacher; `teacher=False` takes the student)."""
-    blob = read_checkpoint(path, "encoder file", map_location)
-    if blob["format"] == ENCODER_FORMAT:
-        state_dict = blob["state_dict"]
-    else:
-        prefix = "target_encoder." if teacher else "encoder."
-        state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
-    encoder = VisionTransformer(ViTConfig(**blob["vit_config"]))
-    load_weights(encoder, state_dict, path, "state_dict" if blob["format"] == ENCODER_FORMAT else "model")
-    return encoder.eval()
 
 
 # --- timm ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from helpers import PYTHON, REPO, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
 import simple_ijepa
 from simple_ijepa.errors import CheckpointError, ConfigError
 from simple_ijepa.models.ijepa import IJEPA
-from simple_ijepa.training import checkpoint as ckpt_mod
+from simple_ijepa import checkpoints as ckpt_mod
 from simple_ijepa.training.trainer import PREEMPTED_EXIT_CODE, NonFiniteLoss, make_config, train
 
 DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=4",
@@ -215,13 +215,15 @@ def test_periodic_probe_on_a_tiny_labelled_folder_does_not_stop_training(tmp_pat
 
 
 def test_failing_monitors_warn_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    import simple_ijepa.evaluation
     from simple_ijepa.training import trainer
 
     def broken(*args):
         raise RuntimeError("disk full")
 
-    for name in ("_probe", "_monitor_collapse", "plot_run"):
+    for name in ("monitor_collapse", "plot_run"):
         monkeypatch.setattr(trainer, name, broken)
+    monkeypatch.setattr(simple_ijepa.evaluation, "periodic_probes", broken)
     out = train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2", "eval.enabled=true",
                                       "eval.max_train_samples=50", "eval.max_test_samples=20",
                                       f"logging.save_model_dir={tmp_path}"]))

@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from simple_ijepa.training.checkpoint import find_latest
-from simple_ijepa.utils.distributed import DistInfo
-from simple_ijepa.training.trainer import epoch_sampler, make_config, train
+from simple_ijepa.checkpoints import find_latest
+from simple_ijepa.data.samplers import epoch_sampler
+from simple_ijepa.training.trainer import make_config, train
 
 from helpers import PYTHON, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
 
@@ -85,10 +85,10 @@ def test_resume_auto_and_keep_last(tmp_path):
 
 def test_ranks_get_disjoint_shards_and_resume_skips_seen_samples():
     data = list(range(100))
-    shards = [list(epoch_sampler(data, DistInfo(rank=r, world_size=2), 0, 3, 0)) for r in (0, 1)]
+    shards = [list(epoch_sampler(data, r, 2, 0, 3, 0)) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
-    assert shards[0] != list(epoch_sampler(data, DistInfo(rank=0, world_size=2), 0, 4, 0))  # reshuffled
-    assert list(epoch_sampler(data, DistInfo(rank=1, world_size=2), 0, 3, 20)) == shards[1][20:]
+    assert shards[0] != list(epoch_sampler(data, 0, 2, 0, 4, 0))  # reshuffled
+    assert list(epoch_sampler(data, 1, 2, 0, 3, 20)) == shards[1][20:]
 
 
 STL_TINY = TINY_MODEL + ["dataloader.batch_size=16", "dataloader.num_workers=0", "optim.max_steps=3",

@@ -14,7 +14,7 @@ from simple_ijepa.analysis.gate_analysis import load_gated_model
 from simple_ijepa.config import TrainConfig, validate
 from simple_ijepa.errors import CheckpointError, ConfigError
 from simple_ijepa.training.trainer import make_config, train
-from simple_ijepa.utils.checkpoint_io import ENCODER_FORMAT, TRAIN_FORMAT
+from simple_ijepa.checkpoints import ENCODER_FORMAT, TRAIN_FORMAT
 
 DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=4",
                        "dataloader.batch_size=32", "dataloader.num_workers=0", "eval.enabled=false"]

@@ -53,3 +53,13 @@ def collapse_warning(stats: dict[str, float], reference: dict[str, float]) -> st
         return None
     return (f"Teacher features look collapsed ({', '.join(low)}): they lose what tells images apart, so the probe "
             f"will be poor. Likely causes: {LIKELY_CAUSES}.")
+
+
+def monitor_collapse(teacher_features, images: torch.Tensor, metrics: dict, reference: dict,
+                     warned: bool) -> str | None:
+    """Add the teacher's monitors on this batch to `metrics` (teacher_pooled_std, teacher_token_std,
+    teacher_rankme); return the one-time warning when one falls below its threshold relative to
+    `reference` (the same monitors at init) and none was given yet (`warned`), else None."""
+    stats = collapse_stats(teacher_features(images))
+    metrics.update({f"teacher_{k}": v for k, v in stats.items()})
+    return None if warned else collapse_warning(stats, reference)

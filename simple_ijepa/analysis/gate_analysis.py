@@ -32,7 +32,7 @@ from ..config import TrainConfig
 from ..data import collate_batch, eval_transform
 from ..errors import CheckpointError
 from ..models import build_model, model_class
-from ..utils.checkpoint_io import TRAIN_FORMAT, load_weights, read_checkpoint
+from ..checkpoints import TRAIN_FORMAT, load_weights, read_checkpoint
 from .flops import encoder_flops
 from .plots import bars, heatmap, histogram
 

@@ -52,6 +52,7 @@ def periodic_probes(model: nn.Module, cfg, dist_info) -> dict[str, float]:
         for name, f in feats.items():
             scores = evaluator.score(f)
             out[f"probe_{name}"], out[f"knn_{name}"] = scores["probe_acc"], scores["knn_acc"]
+        logging.getLogger("simple_ijepa").info("probe: " + ", ".join(f"{k}={v:.4f}" for k, v in out.items()))
         return out
 
     return on_rank0(fit_all, rank, world)

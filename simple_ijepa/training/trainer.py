@@ -7,142 +7,47 @@ metrics line, checkpoint, probes. Every source of randomness after start-up is s
 """
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
 import random
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..analysis.collapse import collapse_stats, collapse_warning
-from ..config import TrainConfig, resolve_precision, validate
-from ..errors import CheckpointError, ConfigError
-from ..data import build_dataset, collate_batch
-from ..data.datasets import UNREADABLE, ImageFolderDataset
-from ..export import save_encoder
-from ..models import VARIANTS, build_model
+from ..analysis.collapse import collapse_stats, monitor_collapse
 from ..analysis.run_plots import plot_run
-from ..presets import PRESETS
-from .checkpoint import (SaveDirLock, checkpoint_names, find_latest, load_training_checkpoint,
-                         save_training_checkpoint)
-from . import wandb_logger
-from ..utils.checkpoint_io import TRAIN_FORMAT, load_weights
-from ..utils.distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed
+from ..config import make_config, resolve_precision, validate  # noqa: F401  (make_config: used from here too)
+from ..data import build_dataset, collate_batch
+from ..data.datasets import UNREADABLE
+from ..data.samplers import epoch_sampler
+from ..errors import CheckpointError, ConfigError
+from ..models import build_model
+from ..checkpoints import (checkpoint_names, find_latest, load_training_checkpoint, restore_training_state,
+                           save_run_checkpoint)
+from ..utils.distributed import (DistInfo, all_reduce_mean, check_replicas_agree, cleanup_distributed,
+                                 setup_distributed)
+from ..utils.preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignal  # noqa: F401  (the exit code: tests)
+from .save_dir import SaveDirLock, check_save_dir, claim_save_dir
+from .loggers import build_loggers, metrics_line
+from .loggers.jsonl import METRICS_FILE, cut_metrics
+from .loggers.wandb import RUN_ID_FILE
 from .schedules import ema_momentum
 from .step import TrainStep, compile_net, effective_precision
 
 log = logging.getLogger("simple_ijepa")
 BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac", "teacher_pooled_std", "teacher_rankme")
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on request, rerun to continue"
-
-
-class Preempted(SystemExit):
-    def __init__(self):
-        super().__init__(PREEMPTED_EXIT_CODE)
 
 
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-def make_config(overrides: list[str] | None = None) -> DictConfig:
-    """The TrainConfig with `key=value` overrides, outside Hydra (tests, demo, notebooks).
-
-    As on the command line, `experiment=NAME` applies a preset first and the other overrides win.
-    """
-    cfg = OmegaConf.structured(TrainConfig)
-    overrides = list(overrides or [])
-    for item in [o for o in overrides if o.startswith("experiment=")]:
-        overrides.remove(item)
-        name = item.split("=", 1)[1]
-        if name not in PRESETS:
-            raise ConfigError(f"Invalid config `experiment`: no preset {name!r}; there are {sorted(PRESETS)}.")
-        cfg = OmegaConf.merge(cfg, PRESETS[name])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-    return cfg
-
-
-class SkipBatches(Sampler):
-    """Yield a sampler's indices after the first `skip` (resume inside an epoch)."""
-
-    def __init__(self, sampler: Sampler, skip: int):
-        self.sampler, self.skip = sampler, skip
-
-    def __iter__(self):
-        return iter(list(self.sampler)[self.skip:])
-
-    def __len__(self) -> int:
-        return len(self.sampler) - self.skip
-
-
-def epoch_sampler(dataset, info: DistInfo, seed: int, epoch: int, skip: int) -> Sampler:
-    """This rank's shard of epoch `epoch` (a seeded shuffle, disjoint across ranks), minus `skip` samples."""
-    sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
-                                 drop_last=True)
-    sampler.set_epoch(epoch)
-    return SkipBatches(sampler, skip)
-
-
-def check_replicas_agree(model, info: DistInfo) -> None:
-    """Fail loudly if DDP replicas diverged: compare a checksum of the weights across ranks."""
-    if not info.enabled:
-        return
-    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-    sums = [torch.zeros_like(checksum) for _ in range(info.world_size)]
-    dist.all_gather(sums, checksum)
-    if len({float(x) for x in sums}) != 1:
-        raise RuntimeError(f"Model replicas diverged across ranks: weight checksums {[float(x) for x in sums]}.")
-    log.info(f"Weights identical on all {info.world_size} ranks (checksum {float(checksum):.6f}).")
-
-
-class StopSignal:
-    """SIGTERM / SIGUSR1 set a flag; the loop finishes its step, saves and exits."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def restore(self):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _setup_logging(info: DistInfo) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(message)s")
-    log.setLevel(logging.INFO if info.is_main else logging.WARNING)
-
-
-def _check_save_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write-test-{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(f"Invalid config `logging.save_model_dir`: cannot write to {path!r} ({e.strerror}). "
-                          "Point it at a writable folder.") from None
 
 
 def train(cfg) -> dict:
@@ -154,19 +59,21 @@ def train(cfg) -> dict:
         # torchrun --max-restarts restarted the workers after one died: continue from the last checkpoint.
         cfg.logging.ckpt_path = "auto"
     info = setup_distributed()
-    _setup_logging(info)
-    stop = StopSignal()
-    lock = None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(message)s")
+    log.setLevel(logging.INFO if info.is_main else logging.WARNING)
+    stop, lock, loggers = StopSignal(), None, []
     try:
         if info.is_main:  # before any work: a folder we can write to and no other run writing there
-            _check_save_dir(cfg.logging.save_model_dir)
+            check_save_dir(cfg.logging.save_model_dir)
             lock = SaveDirLock(cfg.logging.save_model_dir)
-        return _train(cfg, info, stop)
+        return _train(cfg, info, stop, loggers)
     finally:
+        for logger in loggers:  # however the run ended: done, stop signal, error
+            _guarded(logger.name, -1, logger.close, sys.exc_info()[1])
         if lock is not None:
             lock.release()
         stop.restore()
-        wandb_logger.finish(sys.exc_info()[1])  # however the run ended: done, stop signal, error
         cleanup_distributed()
 
 
@@ -180,7 +87,7 @@ class Run:
     train_step: TrainStep
     steps_per_epoch: int
     total_steps: int
-    writer: object = None  # TensorBoard SummaryWriter (rank 0, logging.tensorboard)
+    loggers: list = field(default_factory=list)  # rank 0: metrics.jsonl, TensorBoard, W&B (training/loggers)
     step: int = 0
     collapse_ref: dict | None = None  # the collapse monitors at init (before step 0, or from the checkpoint)
     warned_collapse: bool = False
@@ -197,19 +104,26 @@ class Run:
 
     @property
     def metrics_path(self) -> str:
-        return os.path.join(self.save_dir, "metrics.jsonl")
+        return os.path.join(self.save_dir, METRICS_FILE)
+
+    @property
+    def newest(self) -> str:
+        """Where the newest checkpoint on disk stands, for messages."""
+        if self.saved_step is None:
+            return f"there is no checkpoint of this run in {self.save_dir} yet"
+        return f"the newest checkpoint in {self.save_dir} is from step {self.saved_step}"
 
 
-def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
+def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     """The loop: a step per batch; at log / checkpoint / probe steps, the jobs in named functions."""
-    run = _start(cfg, info)
+    run = _start(cfg, info, loggers)
     _resume(run)
     rank, log_every = info.rank, cfg.logging.log_every_n_steps
     torch.manual_seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
     if info.is_main:
-        _cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
+        cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
     losses = torch.zeros(log_every, device=info.device)
     bar = tqdm(total=run.total_steps, initial=run.step, disable=not info.is_main, dynamic_ncols=True, desc="train")
     run.t_last, run.step_last = time.perf_counter(), run.step
@@ -225,7 +139,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
             run.step += 1
             bar.update(1)
 
-            stop_now = run.step % 10 == 0 and _stop_agreed(stop, info)  # same answer on every rank
+            stop_now = run.step % 10 == 0 and stop.agreed(info.device)  # same answer on every rank
             log_now, ckpt_now, probe_now = _due(run, stop_now)
             if log_now or ckpt_now:
                 window = _loss_window(losses, run)
@@ -237,7 +151,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
                     _log_outputs(run, inputs[0], probe_now, bar)
             if stop_now:
                 bar.close()
-                log.warning(f"Stop signal received: {_newest(run)}; rerun the same command with "
+                log.warning(f"Stop signal received: {run.newest}; rerun the same command with "
                             "logging.ckpt_path=auto to continue.")
                 raise Preempted()
             if run.step >= run.total_steps:
@@ -246,17 +160,18 @@ def _train(cfg, info: DistInfo, stop: StopSignal) -> dict:
     return _finish(run)
 
 
-def _start(cfg, info: DistInfo) -> Run:
-    """Check the save dir, the precision and the loggers, load the data, build the model and its step."""
+def _start(cfg, info: DistInfo, loggers: list) -> Run:
+    """Claim the save dir, check the precision, start the loggers, load the data, build the model and its step."""
     save_dir, world = cfg.logging.save_model_dir, info.world_size
     if info.is_main and not cfg.logging.ckpt_path:
-        _claim_save_dir(save_dir, cfg.logging.overwrite)
+        removed = claim_save_dir(save_dir, cfg.logging.overwrite, (METRICS_FILE, RUN_ID_FILE))
+        if removed:
+            log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
     precision = effective_precision(resolve_precision(cfg.optim), info.device)
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
-    writer = _tensorboard(cfg, save_dir) if info.is_main else None
     if info.is_main:
-        wandb_logger.start(cfg, save_dir)
+        loggers += build_loggers(cfg, save_dir)
 
     def load():  # rank 0 first (it may download), then the others
         return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
@@ -283,7 +198,7 @@ def _start(cfg, info: DistInfo) -> Run:
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
              f"{world} process(es) on {info.device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
              f"{total_steps} steps, precision {precision}")
-    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, writer)
+    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, loggers)
 
 
 def _resume(run: Run) -> None:
@@ -299,13 +214,7 @@ def _resume(run: Run) -> None:
     if state["config_changes"] and run.info.is_main:
         log.warning("Resuming with a configuration that differs from the checkpoint's: "
                     + "; ".join(state["config_changes"]) + ".")
-    load_weights(run.model, state["model"], ckpt_path, "model")
-    try:
-        run.train_step.optimizer.load_state_dict(state["optimizer"])
-        run.train_step.scaler.load_state_dict(state["scaler"])
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"Checkpoint {ckpt_path!r}: field `optimizer` / `scaler` does not fit this run's "
-                              f"optimiser ({type(e).__name__}: {e}).") from None
+    restore_training_state(state, ckpt_path, run.model, run.train_step.optimizer, run.train_step.scaler)
     run.step, run.collapse_ref = state["step"], state.get("collapse_reference")
     run.saved_step = run.step
     log.info(f"Resumed from {ckpt_path} at step {run.step} (epoch {run.step // run.steps_per_epoch}).")
@@ -315,9 +224,10 @@ def _epoch_loader(run: Run) -> DataLoader:
     """The loader of the epoch `run.step` falls in, starting at that step's batch (exact resume)."""
     cfg, B = run.cfg, run.cfg.dataloader.batch_size
     epoch, skip = divmod(run.step, run.steps_per_epoch)
-    if isinstance(run.dataset, ImageFolderDataset):
-        run.dataset.set_epoch(epoch)  # where each image's square falls this epoch (a resume replays it)
-    return DataLoader(run.dataset, batch_size=B, sampler=epoch_sampler(run.dataset, run.info, cfg.seed, epoch, skip * B),
+    if hasattr(run.dataset, "set_epoch"):  # e.g. folders: where each image's square falls (a resume replays it)
+        run.dataset.set_epoch(epoch)
+    sampler = epoch_sampler(run.dataset, run.info.rank, run.info.world_size, cfg.seed, epoch, skip * B)
+    return DataLoader(run.dataset, batch_size=B, sampler=sampler,
                       drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
                       pin_memory=run.info.device.type == "cuda")
 
@@ -351,29 +261,34 @@ def _log_metrics(run: Run, window: torch.Tensor, lr: float, stats: dict, images:
     """This log step's metrics line (kept in run.last_metrics), with the collapse monitors on rank 0."""
     speed = (run.step - run.step_last) * run.cfg.dataloader.batch_size * run.info.world_size / max(
         time.perf_counter() - run.t_last, 1e-9)
-    run.last_metrics = _step_metrics(run.step, run.steps_per_epoch, run.total_steps, window, lr, stats, run.cfg, speed)
+    ema = run.cfg.ema
+    run.last_metrics = metrics_line(run.step, run.step / run.steps_per_epoch, window.mean().item(), lr,
+                                    ema_momentum(run.step, run.total_steps, ema.gamma, ema.gamma_end), speed, stats)
     if run.info.is_main:
         # (a checkpoint written before references were saved: compare with this first log step)
         run.collapse_ref = run.collapse_ref or collapse_stats(run.model.teacher_features(images))
-        run.warned_collapse = _guarded("collapse monitors", run.step, _monitor_collapse, run.model, images,
-                                       run.last_metrics, run.collapse_ref, run.warned_collapse) or run.warned_collapse
+        warning = _guarded("collapse monitors", run.step, monitor_collapse, run.model.teacher_features, images,
+                           run.last_metrics, run.collapse_ref, run.warned_collapse)
+        if warning:
+            log.warning(f"step {run.step}: {warning}")
+            run.warned_collapse = True
 
 
 def _log_outputs(run: Run, images: torch.Tensor, probe_now: bool, bar) -> None:
     """After the checkpoint: debug images, the periodic probe (every rank), then the metrics line to
-    metrics.jsonl, TensorBoard, W&B and the progress bar (rank 0). None of them can stop the run."""
+    each logger and the progress bar (rank 0). None of them can stop the run."""
     cfg, info, step, metrics = run.cfg, run.info, run.step, run.last_metrics
     if cfg.debug.save_debug_masks and run.model.has_gates and info.is_main:
         from ..analysis.debug_outputs import save_debug_outputs
 
         _guarded("debug outputs", step, save_debug_outputs, run.model, images, run.save_dir, step)
     if probe_now:  # every rank takes part (sharded features); a failure is the same on every rank
-        metrics.update(_guarded("periodic probe", step, _probe, run.model, cfg, info) or {})
+        from ..evaluation import periodic_probes  # (scikit-learn: imported when a probe is due)
+
+        metrics.update(_guarded("periodic probe", step, periodic_probes, run.model, cfg, info) or {})
     if info.is_main:
-        _guarded("metrics.jsonl writer", step, _append_line, run.metrics_path, json.dumps(metrics))
-        if run.writer is not None:
-            _guarded("TensorBoard writer", step, _write_scalars, run.writer, metrics, step)
-        _guarded("W&B logger", step, wandb_logger.log_metrics, metrics, step)
+        for logger in run.loggers:
+            _guarded(logger.name, step, logger.log, metrics, step)
         bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
                          if k in BAR_KEYS or k.startswith(("probe", "knn"))}, refresh=True)
     run.t_last, run.step_last = time.perf_counter(), step
@@ -386,68 +301,20 @@ def _finish(run: Run) -> dict:
     if run.unreadable:
         log.warning(f"{run.unreadable} unreadable image(s) were replaced by black images in this run "
                     "(each file is named in a warning above); remove or fix them.")
-    check_replicas_agree(run.model, run.info)
+    checksum = check_replicas_agree(run.model, run.info)
+    if checksum is not None:
+        log.info(f"Weights identical on all {run.info.world_size} ranks (checksum {checksum:.6f}).")
     if run.info.is_main and os.path.isfile(run.metrics_path):
         _guarded("plots", step, plot_run, save_dir)
-    if run.writer is not None:
-        _guarded("TensorBoard writer", step, run.writer.close)
     if run.save_failed and run.info.is_main:
         raise CheckpointError(
             f"Training reached step {step}, but its last checkpoint could not be written to {save_dir} (see the "
-            f"error above); {_newest(run)}. Free space (or raise the file size limit), then rerun the same command "
+            f"error above); {run.newest}. Free space (or raise the file size limit), then rerun the same command "
             "with logging.ckpt_path=auto to redo the steps after it.")
     log.info(f"Done: {step} steps. Checkpoints in {save_dir}: {train_name}, {encoder_name}.")
     return {"step": step, "metrics": run.last_metrics, "save_dir": save_dir,
             "train_checkpoint": os.path.join(save_dir, train_name),
             "encoder_checkpoint": os.path.join(save_dir, encoder_name)}
-
-
-def _step_metrics(step, steps_per_epoch, total_steps, window, lr, stats, cfg, images_per_s) -> dict:
-    """One metrics.jsonl line: the step, the mean loss since the last log step, the schedule, speed
-    and the model's own scalar stats."""
-    return {"step": step, "epoch": step / steps_per_epoch, "loss": window.mean().item(), "lr": lr,
-            "ema_momentum": ema_momentum(step, total_steps, cfg.ema.gamma, cfg.ema.gamma_end), "images_per_s": images_per_s,
-            **{k: _scalar(v) for k, v in stats.items() if _is_scalar(v)}}
-
-
-def _claim_save_dir(save_dir: str, overwrite: bool) -> None:
-    """A fresh run (no logging.ckpt_path) must not write over another run's files: stop before any
-    work, or with logging.overwrite=true remove that run's checkpoints, encoders and metrics."""
-    found = [p for v in VARIANTS for p in [find_latest(save_dir, v)] if p]
-    metrics = os.path.join(save_dir, "metrics.jsonl")
-    if os.path.isfile(metrics):
-        found.append(metrics)
-    if not found:
-        return
-    if not overwrite:
-        raise ConfigError(
-            f"Invalid config `logging.save_model_dir`: {save_dir!r} already holds another run ({', '.join(found)}). "
-            "Resume it with logging.ckpt_path=auto, write this run to a new logging.save_model_dir, or set "
-            "logging.overwrite=true to replace it.")
-    old = glob.glob(os.path.join(save_dir, "checkpoints", "*_step_*.pth")) + [metrics]
-    old.append(os.path.join(save_dir, wandb_logger.RUN_ID_FILE))  # a resume must not continue that run's W&B
-    for v in VARIANTS:
-        train_file, encoder_file = checkpoint_names(v)
-        old += [os.path.join(save_dir, f) for f in (train_file, encoder_file, encoder_file[:-4] + ".safetensors")]
-    removed = [p for p in old if os.path.isfile(p)]
-    for p in removed:
-        os.remove(p)
-    log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
-
-
-def _cut_metrics(path: str, step: int) -> None:
-    """Keep only metrics.jsonl lines up to `step` (the step a run starts from), written atomically,
-    so that a resumed run's curve has no steps twice."""
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        lines = f.readlines()
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(lines):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
 
 
 def _guarded(what: str, step: int, fn, *args):
@@ -460,47 +327,6 @@ def _guarded(what: str, step: int, fn, *args):
         return None
 
 
-def _append_line(path: str, line: str) -> None:
-    with open(path, "a") as f:
-        f.write(line + "\n")
-
-
-def _write_scalars(writer, metrics: dict, step: int) -> None:
-    for k, v in metrics.items():
-        if isinstance(v, (int, float)) and k != "step":
-            writer.add_scalar(k, v, step)
-
-
-def _is_scalar(v) -> bool:
-    return isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)
-
-
-def _scalar(v) -> float:
-    return float(v.item() if torch.is_tensor(v) else v)
-
-
-def _monitor_collapse(model, images: torch.Tensor, metrics: dict, reference: dict, warned: bool) -> bool:
-    """Add the teacher's collapse monitors on this batch to `metrics` (teacher_pooled_std,
-    teacher_token_std, teacher_rankme); warn once per run when one falls below its threshold
-    relative to `reference` (the same monitors at init). Returns whether a warning has been given."""
-    stats = collapse_stats(model.teacher_features(images))
-    metrics.update({f"teacher_{k}": v for k, v in stats.items()})
-    message = None if warned else collapse_warning(stats, reference)
-    if message:
-        log.warning(f"step {metrics['step']}: {message}")
-    return warned or message is not None
-
-
-def _stop_agreed(stop: StopSignal, info: DistInfo) -> bool:
-    """True on every rank if any rank got a stop signal (one tiny all-reduce, every 10 steps)."""
-    if not info.enabled:
-        return stop.requested
-    flag = torch.tensor([1.0 if stop.requested else 0.0], device=info.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    stop.requested = bool(flag.item())
-    return stop.requested
-
-
 def _checkpoint(run: Run) -> None:
     """The full training state (rank 0) and the teacher encoder beside it, both written atomically.
 
@@ -510,54 +336,13 @@ def _checkpoint(run: Run) -> None:
     if not run.info.is_main:
         return
     try:
-        _write_checkpoint(run)
+        save_run_checkpoint(OmegaConf.to_container(run.cfg, resolve=True), run.model, run.train_step.optimizer,
+                            run.train_step.scaler, run.step, run.steps_per_epoch, run.info.world_size,
+                            run.collapse_ref, run.save_dir)
     except OSError as e:
         run.save_failed = True
         log.error(f"step {run.step}: could not write the checkpoint to {run.save_dir} ({e.strerror or e}); "
-                  f"{_newest(run)}, intact. Training goes on and retries at the next checkpoint; free space or fix "
+                  f"{run.newest}, intact. Training goes on and retries at the next checkpoint; free space or fix "
                   "the folder's permissions.")
         return
     run.save_failed, run.saved_step = False, run.step
-
-
-def _newest(run: Run) -> str:
-    """Where the run's newest checkpoint on disk stands, for messages."""
-    if run.saved_step is None:
-        return f"there is no checkpoint of this run in {run.save_dir} yet"
-    return f"the newest checkpoint in {run.save_dir} is from step {run.saved_step}"
-
-
-def _write_checkpoint(run: Run) -> None:
-    cfg, model, step = run.cfg, run.model, run.step
-    state = {
-        "format": TRAIN_FORMAT, "variant": cfg.variant, "config": OmegaConf.to_container(cfg, resolve=True),
-        "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
-        "optimizer": run.train_step.optimizer.state_dict(), "scaler": run.train_step.scaler.state_dict(),
-        "step": step, "epoch": step // run.steps_per_epoch, "batch_in_epoch": step % run.steps_per_epoch,
-        # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
-        "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": cfg.seed},
-        "world_size": run.info.world_size, "collapse_reference": run.collapse_ref,
-    }
-    save_training_checkpoint(state, run.save_dir, cfg.variant, cfg.logging.keep_last)
-    save_encoder(model.target_encoder, os.path.join(run.save_dir, checkpoint_names(cfg.variant)[1]),
-                 extra={"variant": cfg.variant, "step": step})
-
-
-def _tensorboard(cfg, save_dir: str):
-    if not cfg.logging.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("Invalid config `logging.tensorboard`: the `tensorboard` package is not installed; "
-                          "`pip install tensorboard` (or `pip install -e '.[tensorboard]'`), or set it to false.") from None
-    return SummaryWriter(os.path.join(save_dir, "tensorboard"))
-
-
-def _probe(model, cfg, info) -> dict:
-    from ..evaluation import periodic_probes
-
-    results = periodic_probes(model, cfg, info)
-    if results:
-        log.info("probe @ step: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
-    return results

@@ -60,6 +60,19 @@ def restart_store(rank: int, world_size: int, attempt: str, timeout: timedelta) 
     return dist.PrefixStore(f"simple_ijepa/attempt_{attempt}", store)
 
 
+def check_replicas_agree(model: torch.nn.Module, info: DistInfo) -> float | None:
+    """Fail loudly if DDP replicas diverged: compare a checksum of the weights across ranks.
+    Returns the checksum (None in a single process)."""
+    if not info.enabled:
+        return None
+    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    sums = [torch.zeros_like(checksum) for _ in range(info.world_size)]
+    dist.all_gather(sums, checksum)
+    if len({float(x) for x in sums}) != 1:
+        raise RuntimeError(f"Model replicas diverged across ranks: weight checksums {[float(x) for x in sums]}.")
+    return float(checksum)
+
+
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

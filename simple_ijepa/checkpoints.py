@@ -1,0 +1,330 @@
+"""Every file of weights the project writes or reads: its formats, atomic writes, and ONE reader.
+
+  TRAIN_FORMAT    training_model[_gated]_ddp.pth in logging.save_model_dir: {"format", "variant",
+                  "config", "vit_config", "model", "optimizer", "scaler", "step", ...}; the last
+                  `logging.keep_last` also as checkpoints/{variant}_step_XXXXXXXX.pth (hard links)
+  ENCODER_FORMAT  encoder[_gated]_ddp.pth: {"format", "vit_config", "state_dict", ...}, and the same
+                  weights as .safetensors with the config in its metadata
+
+Loading runs no code: every .pth is read with `torch.load(weights_only=True)`, which builds tensors
+and plain containers only (our files hold nothing else) and refuses any other Python object before
+building it. Then every field a loader will use is checked (`check_fields`), and weights go into a
+module through `load_weights`, so that a foreign, malformed or crafted file ends in a
+CheckpointError naming the file and the field, never in a traceback or in someone else's code.
+Resuming checks the saved configuration against the run's (`load_training_checkpoint`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import pickle
+import re
+from dataclasses import asdict
+
+import torch
+import torch.nn as nn
+
+from .errors import CheckpointError
+from .models import ARCH_KEYS, VARIANTS, model_class
+from .models.vit import VisionTransformer, ViTConfig
+
+TRAIN_FORMAT = "simple-ijepa/train-v1"
+ENCODER_FORMAT = "simple-ijepa/encoder-v1"
+
+
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash at any point leaves either the old file or the new one, never half of one. A failed
+    write (no space, a file size limit) raises OSError and leaves no temporary file.
+    """
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:  # torch's zip writer reports a short write (disk full, EFBIG) this way
+                raise OSError(f"writing {tmp} failed ({e})") from e
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", mmap: bool = False) -> dict:
+    """The dict of a simple-ijepa file, with its "format": a training checkpoint, an encoder .pth, or
+    an encoder .safetensors (read as {"format", "vit_config", "state_dict"}).
+
+    Raises CheckpointError naming `option` (the setting that gave the path) when the file is
+    missing, unreadable, or not one of ours. mmap=True leaves the tensors on disk (a cheap peek).
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{option}={path!r}: no such file.")
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(path, framework="pt") as f:
+                vit_config = json.loads(f.metadata()["vit_config"])
+            blob = {"format": ENCODER_FORMAT, "vit_config": vit_config,
+                    "state_dict": load_file(path, device=str(map_location))}
+        except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
+            raise CheckpointError(f"{option}={path!r} is corrupt or not a simple-ijepa .safetensors encoder "
+                                  f"({type(e).__name__}: {e}).") from None
+        check_fields(blob, path)
+        return blob
+    if os.path.isdir(path):
+        raise CheckpointError(f"{option}={path!r} is a folder; pass a checkpoint file inside it.")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "weights_only" in str(e):
+            found = re.search(r"GLOBAL ([\w.]+)|global[s]? ([\w.]+)", str(e))
+            what = next(g for g in found.groups() if g) if found else "a Python object"
+            raise CheckpointError(
+                f"{option}={path!r} was refused: it holds {what}, which is neither a tensor nor a plain container, "
+                "and building it could run code. Files written by simple-ijepa never need one; load weights only "
+                "from files you trust, and prefer the .safetensors encoder.") from None
+        raise CheckpointError(f"{option}={path!r} is corrupt or not a torch file (UnpicklingError: {e}). "
+                              "Use an earlier checkpoint from the checkpoints/ folder beside it.") from None
+    except Exception as e:  # noqa: BLE001 - any other read failure means the same thing here
+        raise CheckpointError(f"{option}={path!r} is corrupt or not a torch file ({type(e).__name__}: {e}). "
+                              "Use an earlier checkpoint from the checkpoints/ folder beside it.") from None
+    if not isinstance(blob, dict) or blob.get("format") not in (TRAIN_FORMAT, ENCODER_FORMAT):
+        raise CheckpointError(f"{option}={path!r} is neither a simple-ijepa training checkpoint nor an encoder file.")
+    check_fields(blob, path)
+    return blob
+
+
+def _field_error(path: str, field: str, why: str) -> CheckpointError:
+    return CheckpointError(f"Checkpoint {path!r}: field `{field}` {why}. The file is damaged or was not written "
+                           "by simple-ijepa; use another checkpoint.")
+
+
+def _check_vit_config(value, path: str) -> None:
+    if not isinstance(value, dict):
+        raise _field_error(path, "vit_config", f"must be a dict of the encoder's shape, got {type(value).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(ViTConfig)}
+    required = {n for n, f in fields.items() if f.default is dataclasses.MISSING}
+    missing, unknown = sorted(required - set(value)), sorted(set(value) - set(fields))
+    if missing or unknown:
+        raise _field_error(path, "vit_config", f"lacks {missing} / has unknown keys {unknown}" if unknown
+                           else f"lacks {missing}")
+    for name, v in value.items():
+        number = (int, float) if name == "mlp_ratio" else (int,)
+        if isinstance(v, bool) or not isinstance(v, number) or not v > 0:
+            raise _field_error(path, f"vit_config.{name}", f"must be a positive number, got {v!r}")
+    if value["image_size"] % value["patch_size"]:
+        raise _field_error(path, "vit_config.image_size", f"{value['image_size']} is not a multiple of "
+                           f"patch_size {value['patch_size']}")
+
+
+def _check_tensors(value, path: str, field: str) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items()):
+        raise _field_error(path, field, "must map parameter names to tensors")
+
+
+def check_fields(blob: dict, path: str) -> None:
+    """Every field a loader reads, with its type: CheckpointError naming the file and the field."""
+    _check_vit_config(blob.get("vit_config"), path)
+    if blob["format"] == ENCODER_FORMAT:
+        _check_tensors(blob.get("state_dict"), path, "state_dict")
+        return
+    if blob.get("variant") not in VARIANTS:
+        raise _field_error(path, "variant", f"must be one of {tuple(VARIANTS)}, got {blob.get('variant')!r}")
+    if not isinstance(blob.get("config"), dict) or not isinstance(blob["config"].get("model"), dict):
+        raise _field_error(path, "config", "must be the run's configuration (a dict with a `model` section)")
+    _check_tensors(blob.get("model"), path, "model")
+    for field in ("optimizer", "scaler"):
+        if not isinstance(blob.get(field), dict):
+            raise _field_error(path, field, f"must be a state dict, got {type(blob.get(field)).__name__}")
+    step = blob.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _field_error(path, "step", f"must be a non-negative integer, got {step!r}")
+
+
+def load_weights(module: nn.Module, state_dict: dict, path: str, field: str) -> None:
+    """module.load_state_dict(state_dict), except that missing, unexpected or mis-shaped entries are
+    one CheckpointError naming the file, the field and the first few differences."""
+    own = module.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in own]
+    problems += [f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in state_dict.items()
+                 if k in own and v.shape != own[k].shape]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"Checkpoint {path!r}: field `{field}` does not fit the model it describes: "
+                              + "; ".join(problems[:3]) + more + ". The file is damaged or from another version.")
+    module.load_state_dict(state_dict)
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """Write `tensors` (CPU, made contiguous) with string `metadata` to `path` atomically."""
+    from safetensors.torch import save_file
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = None) -> None:
+    """Write the encoder as a self-describing .pth and a .safetensors beside it (config in metadata)."""
+    blob = {"format": ENCODER_FORMAT, "vit_config": asdict(encoder.config), **(extra or {}),
+            "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+    atomic_save(blob, path)
+    save_safetensors(blob["state_dict"], os.path.splitext(path)[0] + ".safetensors",
+                     {"format": ENCODER_FORMAT, "vit_config": json.dumps(blob["vit_config"])})
+
+
+def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionTransformer:
+    """A `VisionTransformer` in eval mode from an encoder file (.pth or .safetensors) or a training
+    checkpoint (its EMA teacher; `teacher=False` takes the student)."""
+    blob = read_checkpoint(path, "encoder file", map_location)
+    if blob["format"] == ENCODER_FORMAT:
+        state_dict = blob["state_dict"]
+    else:
+        prefix = "target_encoder." if teacher else "encoder."
+        state_dict = {k[len(prefix):]: v for k, v in blob["model"].items() if k.startswith(prefix)}
+    encoder = VisionTransformer(ViTConfig(**blob["vit_config"]))
+    load_weights(encoder, state_dict, path, "state_dict" if blob["format"] == ENCODER_FORMAT else "model")
+    return encoder.eval()
+
+
+# --- training checkpoints ------------------------------------------------------------------------
+def checkpoint_names(variant: str) -> tuple[str, str]:
+    """(training checkpoint, encoder checkpoint) file names of the README for a variant."""
+    suffix = model_class(variant).file_suffix
+    return f"training_model{suffix}_ddp.pth", f"encoder{suffix}_ddp.pth"
+
+
+def _link_or_save(src: str, dst: str, obj) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        atomic_save(obj, dst)
+
+
+def save_training_checkpoint(state: dict, save_dir: str, variant: str, keep_last: int) -> str:
+    """Write the full state as checkpoints/{variant}_step_XXXXXXXX.pth (keeping the last `keep_last`)
+    and as the latest (the README name)."""
+    latest = os.path.join(save_dir, checkpoint_names(variant)[0])
+    if keep_last <= 0:
+        atomic_save(state, latest)
+        return latest
+    folder = os.path.join(save_dir, "checkpoints")
+    os.makedirs(folder, exist_ok=True)
+    step_path = os.path.join(folder, f"{variant}_step_{state['step']:08d}.pth")
+    atomic_save(state, step_path)
+    _link_or_save(step_path, latest, state)
+    for old in sorted(glob.glob(os.path.join(folder, f"{variant}_step_*.pth")))[:-keep_last]:
+        os.remove(old)
+    return latest
+
+
+def find_latest(save_dir: str, variant: str) -> str | None:
+    """The newest training checkpoint of `variant` in save_dir (for logging.ckpt_path=auto)."""
+    steps = glob.glob(os.path.join(save_dir, "checkpoints", f"{variant}_step_*.pth"))
+    if steps:
+        return max(steps, key=lambda p: int(re.search(r"_step_(\d+)\.pth$", p).group(1)))
+    latest = os.path.join(save_dir, checkpoint_names(variant)[0])
+    return latest if os.path.isfile(latest) else None
+
+
+# Keys that must match to resume: what the weights mean and what they were trained on.
+RESUME_FIXED = ("variant", "data.dataset_name") + tuple(f"model.{k}" for k in ARCH_KEYS)
+RESUME_IGNORED = ("logging.ckpt_path", "logging.overwrite")  # how this run was started, not what it is
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(saved: dict, run: dict) -> tuple[list[str], list[str]]:
+    """(refused, allowed): "key: checkpoint X, this run Y" for every key on which a checkpoint's
+    saved configuration and this run's differ. Refused: RESUME_FIXED and the model's own
+    resume_fixed_keys (the gate placement for a gated run). Allowed: everything else (a longer
+    schedule, logging, probes, ...)."""
+    fixed = RESUME_FIXED + tuple(f"model.{k}" for k in model_class(run["variant"]).resume_fixed_keys)
+    a, b = _flatten(saved), _flatten(run)
+    refused, allowed = [], []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUME_IGNORED or a.get(key) == b.get(key):
+            continue
+        (refused if key in fixed else allowed).append(f"{key}: checkpoint {a.get(key)!r}, this run {b.get(key)!r}")
+    return refused, allowed
+
+
+def load_training_checkpoint(path: str, run_config: dict, map_location="cpu") -> dict:
+    """Load a training checkpoint and check it against this run's configuration (a plain dict):
+    a difference in a RESUME_FIXED key is an error naming every such key; others come back as
+    state["config_changes"] for the caller to report."""
+    variant = run_config["variant"]
+    if not os.path.isfile(path):
+        raise CheckpointError(f"logging.ckpt_path={path!r}: no such file. Pass an existing "
+                              f"{checkpoint_names(variant)[0]}, or logging.ckpt_path=auto to resume from "
+                              "the latest checkpoint in logging.save_model_dir (if any).")
+    state = read_checkpoint(path, "logging.ckpt_path", map_location)
+    if state["format"] != TRAIN_FORMAT:
+        raise CheckpointError(f"Checkpoint {path} is an encoder file (encoder_*.pth), which holds no optimiser "
+                              "state and cannot resume training; pass a training_model*_ddp.pth.")
+    if state["variant"] != variant:
+        raise CheckpointError(f"Checkpoint {path} was trained with variant={state['variant']} but this run "
+                              f"has variant={variant}. Set variant={state['variant']} or start a new run.")
+    refused, allowed = config_differences(state["config"], run_config)
+    if refused:
+        raise CheckpointError(f"Checkpoint {path} cannot continue as this run; these keys differ: "
+                              + "; ".join(refused) + ". Pass the same values as the run that wrote it, or start "
+                              "a new run in another logging.save_model_dir.")
+    state["config_changes"] = allowed
+    return state
+
+
+def save_run_checkpoint(config: dict, model, optimizer, scaler, step: int, steps_per_epoch: int, world_size: int,
+                        collapse_reference: dict | None, save_dir: str) -> None:
+    """A training run's full state as TRAIN_FORMAT (latest + checkpoints/) and its EMA teacher as an
+    encoder file beside it, each written atomically. `config`: the run's resolved configuration (a
+    plain dict). Raises OSError when a write fails (the previous files stay as they were)."""
+    variant = config["variant"]
+    state = {
+        "format": TRAIN_FORMAT, "variant": variant, "config": config,
+        "vit_config": asdict(model.encoder.config), "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "step": step, "epoch": step // steps_per_epoch, "batch_in_epoch": step % steps_per_epoch,
+        # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
+        "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": config["seed"]},
+        "world_size": world_size, "collapse_reference": collapse_reference,
+    }
+    save_training_checkpoint(state, save_dir, variant, config["logging"]["keep_last"])
+    save_encoder(model.target_encoder, os.path.join(save_dir, checkpoint_names(variant)[1]),
+                 extra={"variant": variant, "step": step})
+
+
+def restore_training_state(state: dict, path: str, model, optimizer, scaler) -> None:
+    """Load a checked training checkpoint into the run's model, optimiser and grad scaler; a state
+    that does not fit them is a CheckpointError naming the file and the field."""
+    load_weights(model, state["model"], path, "model")
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"Checkpoint {path!r}: field `optimizer` / `scaler` does not fit this run's "
+                              f"optimiser ({type(e).__name__}: {e}).") from None
