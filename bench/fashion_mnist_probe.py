@@ -27,12 +27,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import mean_std, seeded_bench_parser  # noqa: E402
 from throughput import FlopCounter  # noqa: E402
-from simple_ijepa.masks import build_masks  # noqa: E402
-from simple_ijepa.evaluation import STL10Eval  # noqa: E402
-from simple_ijepa.checkpoints import load_encoder  # noqa: E402
-from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
+
 from simple_ijepa.analysis.run_plots import read_metrics  # noqa: E402
-from simple_ijepa.checkpoints import checkpoint_names  # noqa: E402
+from simple_ijepa.checkpoints import (
+    checkpoint_names,  # noqa: E402
+    load_encoder,  # noqa: E402
+)
+from simple_ijepa.evaluation import LinearProbe  # noqa: E402
+from simple_ijepa.masks import build_masks  # noqa: E402
+from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
 from simple_ijepa.training.trainer import make_config, train  # noqa: E402
 
 ENCODERS = ("teacher", "student", "random init")
@@ -74,7 +77,7 @@ class ProbeCache:
         return self.data[key]
 
 
-def run_seed(args, seed: int, work: str, evaluator: STL10Eval, cache: ProbeCache) -> dict:
+def run_seed(args, seed: int, work: str, evaluator: LinearProbe, cache: ProbeCache) -> dict:
     """Pretrain one seed, probe its teacher, student and random init; return the figures."""
     save_dir = os.path.join(work, f"seed{seed}")
     cfg = make_config(["experiment=cpu_small", "data.dataset_name=fashion_mnist", f"data.dataset_path={args.data}",
@@ -109,9 +112,9 @@ def main() -> None:
     image_size = make_config(["experiment=cpu_small"] + args.overrides).model.image_size
     kw = dict(dataset_path=args.data, dataset_name="fashion_mnist", classifier=args.classifier,
               max_train_samples=args.train_samples, device="cpu")
-    evaluator = STL10Eval(image_size, **kw)
+    evaluator = LinearProbe(image_size, **kw)
     cache = ProbeCache(args.cache)
-    pixels = cache.get(f"raw pixels|{args.classifier}|{args.train_samples}", lambda: STL10Eval(28, **kw).evaluate(
+    pixels = cache.get(f"raw pixels|{args.classifier}|{args.train_samples}", lambda: LinearProbe(28, **kw).evaluate(
         lambda x: x[:, 0].flatten(1), name="raw pixels"))  # 28 px = as stored
 
     rows = []

@@ -27,13 +27,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from simple_ijepa.analysis.gate_analysis import load_gated_model, run_gate_experiments  # noqa: E402
-from simple_ijepa.data import build_dataset  # noqa: E402
 from common import mean_std, seeded_bench_parser  # noqa: E402
-from simple_ijepa.evaluation import STL10Eval  # noqa: E402
-from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
+
+from simple_ijepa.analysis.gate_analysis import load_gated_model, run_gate_experiments  # noqa: E402
 from simple_ijepa.analysis.run_plots import read_metrics  # noqa: E402
 from simple_ijepa.checkpoints import checkpoint_names  # noqa: E402
+from simple_ijepa.data import build_dataset  # noqa: E402
+from simple_ijepa.evaluation import LinearProbe  # noqa: E402
+from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
 from simple_ijepa.training.trainer import make_config, train  # noqa: E402
 
 PROBES = ("gated", "all_open", "teacher", "random init")
@@ -41,7 +42,7 @@ GATE_STATS = ("open_frac_mean", "noise_open_frac_mean", "eval_open_frac_mean", "
               "random_loss_mean", "all_open_loss_mean", "encoder_flops_saved_frac")
 
 
-def run_seed(args, seed: int, work: str, evaluator: STL10Eval) -> dict:
+def run_seed(args, seed: int, work: str, evaluator: LinearProbe) -> dict:
     save_dir = os.path.join(work, f"seed{seed}")
     cfg = make_config(["experiment=cpu_small", "variant=gated", "data.dataset_name=fashion_mnist",
                        f"data.dataset_path={args.data}", f"seed={seed}", f"optim.max_steps={args.steps}",
@@ -72,7 +73,7 @@ def main() -> None:
 
     work = args.out_dir or tempfile.mkdtemp(prefix="gated_bench_")
     image_size = make_config(["experiment=cpu_small"] + args.overrides).model.image_size
-    evaluator = STL10Eval(image_size, dataset_path=args.data, dataset_name="fashion_mnist",
+    evaluator = LinearProbe(image_size, dataset_path=args.data, dataset_name="fashion_mnist",
                           classifier=args.classifier, max_train_samples=args.train_samples, device="cpu")
     rows = []
     for seed in args.seeds:

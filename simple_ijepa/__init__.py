@@ -7,7 +7,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "GatedIJEPA": ".models", "IJEPA": ".models", "VisionTransformer": ".models", "ViTConfig": ".models",
-    "TrainConfig": ".config", "STL10Eval": ".evaluation", "load_encoder": ".checkpoints", "save_encoder": ".checkpoints",
+    "TrainConfig": ".config", "STL10Eval": ".evaluation", "LinearProbe": ".evaluation",
+    "load_encoder": ".checkpoints", "save_encoder": ".checkpoints",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.2.0"

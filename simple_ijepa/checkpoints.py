@@ -201,7 +201,7 @@ def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionT
 
 # --- training checkpoints ------------------------------------------------------------------------
 def checkpoint_names(variant: str) -> tuple[str, str]:
-    """(training checkpoint, encoder checkpoint) file names of the README for a variant."""
+    """(training checkpoint, encoder checkpoint) file names of the original README for a variant."""
     suffix = model_class(variant).file_suffix
     return f"training_model{suffix}_ddp.pth", f"encoder{suffix}_ddp.pth"
 
@@ -219,7 +219,7 @@ def _link_or_save(src: str, dst: str, obj) -> None:
 
 def save_training_checkpoint(state: dict, save_dir: str, variant: str, keep_last: int) -> str:
     """Write the full state as checkpoints/{variant}_step_XXXXXXXX.pth (keeping the last `keep_last`)
-    and as the latest (the README name)."""
+    and as the latest (the original README's name)."""
     latest = os.path.join(save_dir, checkpoint_names(variant)[0])
     if keep_last <= 0:
         atomic_save(state, latest)

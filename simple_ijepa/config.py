@@ -1,6 +1,6 @@
 """The whole training configuration: one Hydra structured-config tree rooted at `TrainConfig`.
 
-Every key of the README's tables keeps its name and default. Keys we added are marked "(new)".
+Every key of the original Gated I-JEPA README keeps its name and default; the others are additions.
 `validate(cfg)` checks values before any work starts and raises `ConfigError` naming the key.
 """
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from .data.datasets import DATASETS
 from .errors import ConfigError
 from .masks import MASKS, build_masks
-from .models.gate_locations import GATE_LOCATIONS
 from .models import VARIANTS, model_class
+from .models.gate_locations import GATE_LOCATIONS
 from .presets import PRESETS
 
-DATASETS = ("stl10", "digits", "fashion_mnist", "cifar10", "folder")
 LOSSES = ("mse", "smooth_l1")
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -31,17 +31,17 @@ class IJEPAConfig:
     hidden_dim: int = 512
     depth: int = 6
     heads: int = 6
-    head_dim: int = 64  # (new) per-head width; 6 x 64 = 384 inner attention width, ~11.2M params
-    mlp_ratio: float = 2.0  # (new) MLP width = mlp_ratio * hidden_dim (README: 2x)
-    predictor_dim: int = 384  # (new) predictor width; projects in from and out to hidden_dim
+    head_dim: int = 64  # per-head width; 6 x 64 = 384 inner attention width, ~11.2M params
+    mlp_ratio: float = 2.0  # MLP width = mlp_ratio * hidden_dim (Gated I-JEPA README: 2x)
+    predictor_dim: int = 384  # predictor width; projects in from and out to hidden_dim
     predictor_depth: int = 6
     predictor_heads: int = 6
     num_targets: int = 4
-    loss: str = "mse"  # (new) "mse" (README's results) or "smooth_l1" (paper's code)
-    sigreg_weight: float = 0.0  # (new) weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
-    sigreg_slices: int = 256  # (new) random directions per step for SIGReg
-    target_layers: int = 1  # (new) target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
-    target_center: bool = False  # (new) remove each position's batch mean from the targets (position alone predicts nothing)
+    loss: str = "mse"  # "mse" (Gated I-JEPA README's results) or "smooth_l1" (the I-JEPA code)
+    sigreg_weight: float = 0.0  # weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
+    sigreg_slices: int = 256  # random directions per step for SIGReg
+    target_layers: int = 1  # target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
+    target_center: bool = False  # remove each position's batch mean from the targets (position alone predicts nothing)
     # Gated I-JEPA (variant=gated)
     lambda_gates: float = 1.0
     gate_exp_alpha: float = 4.0
@@ -50,13 +50,13 @@ class IJEPAConfig:
     gate_beta: float = 2.0 / 3.0
     gate_gamma: float = -0.1  # used: the hard-concrete stretch interval's lower end
     gate_zeta: float = 1.1  # used: the hard-concrete stretch interval's upper end
-    gate_lr_scale: float = 50.0  # (new) the gate head's learning rate = optim.learning_rate * this
-    gate_target_open: Optional[float] = 0.5  # (new) open fraction the penalty centres on; null = the original form
+    gate_lr_scale: float = 50.0  # the gate head's learning rate = optim.learning_rate * this
+    gate_target_open: Optional[float] = 0.5  # open fraction the penalty centres on; null = the original form
 
 
 @dataclass
 class MaskConfig:
-    """(new) Masking for variant=baseline (Assran et al. 2023, Sec. 3); defaults are the paper's."""
+    """Masking for variant=baseline (Assran et al. 2023, Sec. 3); defaults are the paper's."""
     kind: str = "multiblock"  # "multiblock" (the paper's) or "random" (its ablation); see simple_ijepa/masks
     target_scale: List[float] = field(default_factory=lambda: [0.15, 0.2])
     target_aspect_ratio: List[float] = field(default_factory=lambda: [0.75, 1.5])
@@ -71,9 +71,9 @@ class MaskConfig:
 class DataConfig:
     dataset_path: str = "./data"
     dataset_name: str = "stl10"
-    download: bool = False  # (new) let torchvision download STL-10 / CIFAR-10 / Fashion-MNIST
-    crop_scale: List[float] = field(default_factory=lambda: [0.3, 1.0])  # (new)
-    hflip: bool = True  # (new)
+    download: bool = False  # let torchvision download STL-10 / CIFAR-10 / Fashion-MNIST
+    crop_scale: List[float] = field(default_factory=lambda: [0.3, 1.0])
+    hflip: bool = True
 
 
 @dataclass
@@ -81,14 +81,14 @@ class OptimConfig:
     num_epochs: int = 100
     learning_rate: float = 3e-4
     weight_decay: float = 1e-5
-    weight_decay_end: Optional[float] = None  # (new) cosine from weight_decay to this (official: 0.04 -> 0.4); null = constant
+    weight_decay_end: Optional[float] = None  # cosine from weight_decay to this (I-JEPA: 0.04 -> 0.4); null: constant
     fp16_precision: bool = True
-    precision: Optional[str] = None  # (new) fp32 | fp16 | bf16; overrides fp16_precision when set
-    warmup_fraction: float = 0.05  # (new) share of all steps spent in linear LR warm-up
-    min_lr: float = 1e-6  # (new) LR at the end of the cosine decay
-    grad_clip: float = 0.0  # (new) max global grad norm; 0 = off
-    max_steps: Optional[int] = None  # (new) stop after this many steps (schedules use it as the end)
-    compile: bool = False  # (new) torch.compile the model
+    precision: Optional[str] = None  # fp32 | fp16 | bf16; overrides fp16_precision when set
+    warmup_fraction: float = 0.05  # share of all steps spent in linear LR warm-up
+    min_lr: float = 1e-6  # LR at the end of the cosine decay
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    max_steps: Optional[int] = None  # stop after this many steps (schedules use it as the end)
+    compile: bool = False  # torch.compile the model
 
 
 @dataclass
@@ -100,7 +100,7 @@ class DataloaderConfig:
 @dataclass
 class EMAConfig:
     gamma: float = 0.996
-    gamma_end: float = 1.0  # (new) the cosine momentum ramp ends here (1.0 = the teacher freezes at the end)
+    gamma_end: float = 1.0  # the cosine momentum ramp ends here (1.0 = the teacher freezes at the end)
     update_gamma_after_step: int = 1
     update_gamma_every_n_steps: int = 1
 
@@ -110,20 +110,20 @@ class LoggingConfig:
     save_model_dir: str = "./models"
     log_every_n_steps: int = 98
     ckpt_path: Optional[str] = None  # a path, or "auto" = latest checkpoint in save_model_dir
-    keep_last: int = 3  # (new) step-numbered training checkpoints kept beside the latest
-    ckpt_every_n_steps: Optional[int] = None  # (new) null = at every log step (the README's promise)
-    overwrite: bool = False  # (new) a fresh run may replace another run's files in save_model_dir
-    tensorboard: bool = False  # (new) also write TensorBoard scalars (needs `tensorboard`)
-    wandb: bool = False  # (new) also log to Weights & Biases (needs `wandb`); resumes continue the run
-    wandb_project: str = "simple-ijepa"  # (new) the W&B project
+    keep_last: int = 3  # step-numbered training checkpoints kept beside the latest
+    ckpt_every_n_steps: Optional[int] = None  # null = at every log step (as the Gated I-JEPA README says)
+    overwrite: bool = False  # a fresh run may replace another run's files in save_model_dir
+    tensorboard: bool = False  # also write TensorBoard scalars (needs `tensorboard`)
+    wandb: bool = False  # also log to Weights & Biases (needs `wandb`); resumes continue the run
+    wandb_project: str = "simple-ijepa"  # the W&B project
 
 
 @dataclass
 class EvalConfig:
-    """(new) Linear probe + k-NN during training."""
+    """Linear probe + k-NN during training."""
     enabled: bool = True
     every_n_steps: Optional[int] = None  # null = logging.log_every_n_steps
-    classifier: str = "calibrated"  # "calibrated" (README) or "logistic"
+    classifier: str = "calibrated"  # "calibrated" (Gated I-JEPA README) or "logistic"
     max_train_samples: Optional[int] = None  # subsample the probe's train split (speed); null = all, folder: 10k
     max_test_samples: Optional[int] = None  # likewise the test split
     knn_k: int = 20
@@ -138,7 +138,7 @@ class DebugConfig:
 @dataclass
 class TrainConfig:
     variant: str = "baseline"
-    seed: int = 0  # (new) base seed; each rank uses seed + rank
+    seed: int = 0  # base seed; each rank uses seed + rank
     model: IJEPAConfig = field(default_factory=IJEPAConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -182,7 +182,7 @@ def make_config(overrides: list[str] | None = None):
 
 
 def resolve_precision(optim) -> str:
-    """`optim.precision` if set, else the README's `optim.fp16_precision` (true -> fp16)."""
+    """`optim.precision` if set, else `optim.fp16_precision` (true -> fp16)."""
     if optim.precision is not None:
         return optim.precision
     return "fp16" if optim.fp16_precision else "fp32"
@@ -226,15 +226,15 @@ def _non_finite(cfg, prefix: str = "") -> list[str]:
 def validate(cfg) -> None:
     """Check every value that could fail later; raise ConfigError naming the key and the fix."""
     unknown = _unknown_keys(cfg, OmegaConf.structured(TrainConfig))
-    _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see the README's configuration "
-           "tables for the keys and their spelling.")
+    _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see docs/configuration.md "
+           "for the keys and their spelling.")
     bad = _non_finite(cfg)
     _check(not bad, ", ".join(bad), "NaN or infinity cannot work here; give a finite number.")
     m, d, o = cfg.model, cfg.data, cfg.optim
     _check(cfg.seed >= 0, "seed", f"must be >= 0 (each rank seeds with seed + rank), got {cfg.seed}.")
     _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {tuple(VARIANTS)}.")
     _check(d.dataset_name in DATASETS, "data.dataset_name",
-           f"{d.dataset_name!r} is not one of {DATASETS}.")
+           f"{d.dataset_name!r} is not one of {tuple(DATASETS)}.")
     for key in ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim",
                 "predictor_dim", "predictor_depth", "predictor_heads", "num_targets"):
         _check(int(getattr(m, key)) >= 1, f"model.{key}", f"must be a positive integer, got {getattr(m, key)}.")
@@ -261,7 +261,7 @@ def validate(cfg) -> None:
     _check(m.sigreg_weight >= 0, "model.sigreg_weight", f"must be >= 0 (0 = off), got {m.sigreg_weight}.")
     _check(m.sigreg_slices >= 1, "model.sigreg_slices", f"must be >= 1, got {m.sigreg_slices}.")
     _check(1 <= m.target_layers <= m.depth, "model.target_layers",
-           f"must be in [1, model.depth={m.depth}] (the teacher blocks averaged into the target), got {m.target_layers}.")
+           f"must be in [1, model.depth={m.depth}] (teacher blocks averaged into the target), got {m.target_layers}.")
     _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
            "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
@@ -276,7 +276,8 @@ def validate(cfg) -> None:
     _check_range(mk.target_scale, "mask.target_scale", 0.0, 1.0)
     _check_range(mk.context_scale, "mask.context_scale", 0.0, 1.0)
     _check(len(mk.target_aspect_ratio) == 2 and 0 < mk.target_aspect_ratio[0] <= mk.target_aspect_ratio[1],
-           "mask.target_aspect_ratio", f"expected [low, high] with 0 < low <= high, got {list(mk.target_aspect_ratio)}.")
+           "mask.target_aspect_ratio",
+           f"expected [low, high] with 0 < low <= high, got {list(mk.target_aspect_ratio)}.")
     grid = m.image_size // m.patch_size
     n = grid * grid
     _check(1 <= mk.min_context < n, "mask.min_context", f"must be in [1, {n - 1}] for a {grid}x{grid} grid.")
@@ -337,4 +338,5 @@ def validate(cfg) -> None:
     _check(ev.batch_size >= 1, "eval.batch_size", "must be >= 1.")
     for key in ("max_train_samples", "max_test_samples"):
         value = getattr(ev, key)
-        _check(value is None or value >= 2, f"eval.{key}", f"must be >= 2 (a probe needs images), or null; got {value}.")
+        _check(value is None or value >= 2, f"eval.{key}",
+               f"must be >= 2 (a probe needs images), or null; got {value}.")

@@ -12,16 +12,13 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-from dataclasses import asdict
 
 import torch
 
-from .models.vit import VisionTransformer, ViTConfig
-from .errors import ConfigError, run_command
 from .checkpoints import load_encoder, save_encoder, save_safetensors  # noqa: F401  (exported from here too)
+from .errors import ConfigError
+from .models.vit import VisionTransformer, ViTConfig
 
 TIMM_FORMAT = "simple-ijepa/timm-v1"
 
@@ -106,34 +103,7 @@ def timm_load_snippet(path: str) -> str:
     ])
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.export",
-                                description="Export a trained encoder as a timm VisionTransformer.")
-    p.add_argument("--ckpt_path", required=True,
-                   help="encoder file (encoder_*.pth / .safetensors) or training checkpoint (its EMA teacher)")
-    p.add_argument("--timm", required=True, metavar="OUT.safetensors",
-                   help="where to write the timm state dict (its timm kwargs go in the file's metadata)")
-    args = p.parse_args(argv)
-    if not args.timm.endswith(".safetensors"):
-        p.error(f"--timm {args.timm!r}: the file is written as safetensors; give it a .safetensors name.")
-    return args
+if __name__ == "__main__":  # python -m simple_ijepa.export: the command is simple_ijepa/cli/export.py
+    from .cli.export import cli
 
-
-def main(argv: list[str] | None = None) -> dict:
-    """Run the command; returns the timm kwargs written into the file."""
-    args = parse_args(argv)
-    encoder = load_encoder(args.ckpt_path)
-    kwargs = save_timm(encoder, args.timm)
-    print(f"Wrote {args.timm}: timm VisionTransformer({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
-    print("Load it in timm (images: [B, 3, S, S], normalised with ImageNet mean/std):\n")
-    print(timm_load_snippet(args.timm))
-    return kwargs
-
-
-def cli() -> None:
-    """`ijepa-export` (pyproject console script)."""
-    run_command(main)
-
-
-if __name__ == "__main__":
     cli()

@@ -32,4 +32,5 @@ def run_cli(args: list[str], cwd, timeout: int = 300, env_extra: dict | None = N
 
     stdout and stderr are merged into `.stdout` (Hydra logs to stdout, tqdm and errors to stderr)."""
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1", **(env_extra or {}))
-    return subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)

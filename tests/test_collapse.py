@@ -3,12 +3,11 @@ import logging
 
 import pytest
 import torch
+from helpers import TINY_MODEL
 
 from simple_ijepa.analysis.collapse import collapse_stats, collapse_warning, effective_rank
 from simple_ijepa.models.sigreg import sigreg
 from simple_ijepa.training.trainer import make_config, train
-
-from helpers import TINY_MODEL
 
 DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=2",
                        "dataloader.batch_size=64", "dataloader.num_workers=0", "eval.enabled=false"]
@@ -44,6 +43,7 @@ def test_effective_rank_counts_directions():
         assert effective_rank(z) == pytest.approx(k, rel=0.25)
 
 
+@pytest.mark.slow
 def test_collapsed_run_warns_once(tmp_path, caplog, monkeypatch):
     """A run whose teacher collapses after init (every image then gives the same tokens) logs one
     warning naming the monitors, and the monitors reach metrics.jsonl."""

@@ -1,27 +1,65 @@
+import os
+
 import pytest
+import yaml
+from helpers import REPO
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from simple_ijepa.config import validate
 from simple_ijepa.errors import ConfigError
 from simple_ijepa.training.trainer import make_config
 
 
-def test_defaults_match_the_readme():
+def documented_defaults() -> dict[str, str]:
+    """key -> the default column of every table row `| key | `default` | ... |` in docs/configuration.md."""
+    rows = {}
+    for line in open(os.path.join(REPO, "docs", "configuration.md")):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and "." in cells[0] or cells[0] in ("variant", "seed"):
+            if cells[1].startswith("`"):
+                rows[cells[0]] = cells[1].strip("`")
+    return rows
+
+
+def parse_default(text: str):
+    if text == "null":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if "/" in text and not text.startswith(("[", '"', ".")):
+        num, den = text.split("/")
+        return float(num) / float(den)
+    try:
+        return float(text) if any(c in text for c in ".e") else int(text)
+    except ValueError:
+        return yaml.safe_load(text)
+
+
+def test_every_key_and_default_in_the_docs_is_the_code_s():
+    """docs/configuration.md lists every key of TrainConfig with the default the code has (including
+    the original README's: image_size 96, hidden_dim 512, lambda_gates 1.0, batch 1024, ...)."""
     cfg = make_config()
-    assert cfg.variant == "baseline"
-    m = cfg.model
+    documented = documented_defaults()
+    flat = {}
+
+    def walk(node, prefix=""):
+        for k, v in node.items():
+            if OmegaConf.is_dict(v):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = OmegaConf.to_container(v) if OmegaConf.is_list(v) else v
+    walk(cfg)
+    assert sorted(flat) == sorted(documented), set(flat) ^ set(documented)
+    for key, value in flat.items():
+        want = parse_default(documented[key])
+        if isinstance(value, float) or isinstance(want, float):
+            assert value == pytest.approx(want), key
+        else:
+            assert value == want, key
+    m = cfg.model  # and the original README's numbers, spelled out
     assert (m.image_size, m.patch_size, m.hidden_dim, m.depth, m.heads) == (96, 8, 512, 6, 6)
-    assert (m.predictor_depth, m.predictor_heads, m.num_targets) == (6, 6, 4)
-    assert (m.lambda_gates, m.gate_exp_alpha, m.gate_layer_index, m.gate_location) == (1.0, 4.0, None, "post")
-    assert (m.gate_beta, m.gate_gamma, m.gate_zeta) == (pytest.approx(2 / 3), -0.1, 1.1)
-    assert (cfg.data.dataset_path, cfg.data.dataset_name) == ("./data", "stl10")
-    o = cfg.optim
-    assert (o.num_epochs, o.learning_rate, o.weight_decay, o.fp16_precision) == (100, 3e-4, 1e-5, True)
-    assert (cfg.dataloader.batch_size, cfg.dataloader.num_workers) == (1024, 8)
-    e = cfg.ema
-    assert (e.gamma, e.update_gamma_after_step, e.update_gamma_every_n_steps) == (0.996, 1, 1)
-    lg = cfg.logging
-    assert (lg.save_model_dir, lg.log_every_n_steps, lg.ckpt_path) == ("./models", 98, None)
-    assert cfg.debug.save_debug_masks is False
+    assert (cfg.dataloader.batch_size, cfg.ema.gamma, cfg.logging.log_every_n_steps) == (1024, 0.996, 98)
     validate(cfg)
 
 
@@ -47,7 +85,7 @@ def test_invalid_values_name_the_key(override, key):
 
 
 def test_unknown_key_and_wrong_type_are_rejected():
-    with pytest.raises(Exception, match="not_a_key"):
+    with pytest.raises(ConfigKeyError, match="not_a_key"):
         make_config(["model.not_a_key=1"])
-    with pytest.raises(Exception, match="image_size"):
+    with pytest.raises(ValidationError, match="image_size"):
         make_config(["model.image_size=big"])

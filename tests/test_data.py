@@ -126,7 +126,7 @@ def test_pretraining_decode_keeps_the_aspect_above_image_size(tmp_path):
 
 
 def test_train_and_val_folders_are_the_probes_splits(tmp_path):
-    from simple_ijepa.evaluation import STL10Eval
+    from simple_ijepa.evaluation import LinearProbe
 
     imagenet_layout(tmp_path, n_train=4, n_val=3)
     pretrain = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3)
@@ -136,7 +136,7 @@ def test_train_and_val_folders_are_the_probes_splits(tmp_path):
     assert torch.equal(x, pretrain.__getitems__([0, 1, 2])[0])  # squares drawn from (seed, epoch, index)
     pretrain.set_epoch(1)
     assert not torch.equal(x, pretrain.__getitems__([0, 1, 2])[0])  # another epoch, other squares
-    probe = STL10Eval(16, str(tmp_path), "folder", classifier="logistic", knn_k=3)
+    probe = LinearProbe(16, str(tmp_path), "folder", classifier="logistic", knn_k=3)
     assert len(probe.train_set) == 8 and len(probe.test_set) == 6  # every val/ image is the test split
     assert probe.train_set.num_classes == probe.test_set.num_classes == 2
     assert probe.test_set.labels.tolist() == [0, 0, 0, 1, 1, 1]  # cat, dog: from the class folders
@@ -165,9 +165,10 @@ def test_a_flat_folder_keeps_its_80_20_split(tmp_path):
 def test_a_training_run_on_train_and_val_decodes_in_the_loader_workers(tmp_path, monkeypatch):
     """Pretraining and the probe decode in DataLoader worker processes: pretraining at the larger
     side (random squares), the probe at image_size."""
+    from helpers import TINY_MODEL
+
     from simple_ijepa.data import datasets
     from simple_ijepa.training.trainer import make_config, train
-    from helpers import TINY_MODEL
 
     imagenet_layout(tmp_path / "data", n_train=5, n_val=2)
     decode, log_file = datasets.decode_image, tmp_path / "decodes.txt"

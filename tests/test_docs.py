@@ -192,7 +192,8 @@ def check_overrides(overrides: list[str]) -> str | None:
 
 def tool_parser(name: str):
     """The parse_args of `python -m simple_ijepa.NAME` (the module, else its home under cli/)."""
-    homes = [f"simple_ijepa.{name}", f"simple_ijepa.cli.{name}"] + (["simple_ijepa.cli.gates"] if name == "gate_experiments" else [])
+    homes = [f"simple_ijepa.{name}", f"simple_ijepa.cli.{name}"]
+    homes += ["simple_ijepa.cli.gates"] if name == "gate_experiments" else []
     for module in homes:
         try:
             mod = importlib.import_module(module)
@@ -252,7 +253,8 @@ def test_anchor_rules():
     assert github_anchor("Configuration / knobs (Hydra)") == "configuration--knobs-hydra"
     assert github_anchor("Weights & Biases") == "weights--biases"
     assert github_anchor("Model (`model.*`, `IJEPAConfig`)") == "model-model-ijepaconfig"
-    assert github_anchor("Why pretraining collapsed, and what fixed it") == "why-pretraining-collapsed-and-what-fixed-it"
+    anchor = github_anchor("Why pretraining collapsed, and what fixed it")
+    assert anchor == "why-pretraining-collapsed-and-what-fixed-it"
 
 
 def test_documented_commands_are_accepted():
@@ -272,8 +274,10 @@ def test_checker_catches_mistakes():
     assert check_command(*classify(shlex.split("python run_ddp.py experiment=cpu_smal")))
     assert check_command(*classify(shlex.split("python -m simple_ijepa.demo model.hiden_dim=3")))
     assert check_command(*classify(shlex.split("python -m simple_ijepa.evaluate --ckpt_path x --clasifier logistic")))
-    assert check_command(*classify(shlex.split("python -m simple_ijepa.export --timm out.safetensors")))  # no --ckpt_path
+    no_ckpt = "python -m simple_ijepa.export --timm out.safetensors"
+    assert check_command(*classify(shlex.split(no_ckpt)))  # no --ckpt_path
     # and passes good ones
     good = "WANDB_MODE=offline python run_ddp.py ... experiment=cpu_small model.hidden_dim=192 logging.ckpt_path=auto"
     assert check_command(*classify(shlex.split(good))) is None
-    assert check_command(*classify(shlex.split("python -m simple_ijepa.gate_experiments --ckpt_path x --split train"))) is None
+    gates = "python -m simple_ijepa.gate_experiments --ckpt_path x --split train"
+    assert check_command(*classify(shlex.split(gates))) is None

@@ -1,4 +1,4 @@
-"""Evaluation: features, linear probe, k-NN, STL10Eval, the trainer's probes, the command.
+"""Evaluation: features, linear probe, k-NN, LinearProbe, the trainer's probes, the command.
 
 A tiny random-init ViT on images with a colour-coded class is enough to score far above chance.
 """
@@ -14,8 +14,7 @@ from omegaconf import OmegaConf
 
 from simple_ijepa.config import TrainConfig
 from simple_ijepa.data import build_dataset, eval_transform, write_stl10
-from simple_ijepa.evaluation import (STL10Eval, extract_features, knn_accuracy, linear_probe_accuracy,
-                                     periodic_probes)
+from simple_ijepa.evaluation import LinearProbe, extract_features, knn_accuracy, linear_probe_accuracy, periodic_probes
 from simple_ijepa.models import IJEPA
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 from simple_ijepa.utils.distributed import DistInfo
@@ -55,18 +54,18 @@ def small_cfg(root: str, **eval_kw):
 
 
 def test_stl10eval_scores_far_above_chance(colour_stl10):
-    result = STL10Eval(32, colour_stl10, batch_size=64).evaluate(tiny_vit())
+    result = LinearProbe(32, colour_stl10, batch_size=64).evaluate(tiny_vit())
     assert set(result) == {"probe_acc", "knn_acc"}
     assert result["probe_acc"] > 0.6 and result["knn_acc"] > 0.6  # chance is 0.1
 
 
 def test_plain_logistic_classifier(colour_stl10):
-    result = STL10Eval(32, colour_stl10, classifier="logistic").evaluate(tiny_vit())
+    result = LinearProbe(32, colour_stl10, classifier="logistic").evaluate(tiny_vit())
     assert result["probe_acc"] > 0.6
 
 
 def test_digits_through_the_same_code_path():
-    ev = STL10Eval(16, dataset_name="digits", max_train_samples=600, max_test_samples=300)
+    ev = LinearProbe(16, dataset_name="digits", max_train_samples=600, max_test_samples=300)
     result = ev.evaluate(tiny_vit(image_size=16, patch_size=4))
     assert result["probe_acc"] > 0.4 and result["knn_acc"] > 0.2
 
@@ -95,7 +94,7 @@ def test_eval_mode_is_restored(colour_stl10):
     vit.blocks[0].eval()  # a submodule's own mode is kept too
     seen = []
     vit.register_forward_hook(lambda m, i, o: seen.append(m.training))
-    STL10Eval(32, colour_stl10, max_train_samples=50, max_test_samples=20, classifier="logistic").evaluate(vit)
+    LinearProbe(32, colour_stl10, max_train_samples=50, max_test_samples=20, classifier="logistic").evaluate(vit)
     assert seen and not any(seen)
     assert vit.training and not vit.blocks[0].training and vit.norm.training
 
@@ -163,6 +162,7 @@ def _gloo_worker(rank: int, world: int, init_file: str, root: str, out_dir: str)
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_matches_one_process(colour_stl10, tmp_path):
     mp.spawn(_gloo_worker, args=(2, str(tmp_path / "init"), colour_stl10, str(tmp_path)), nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))

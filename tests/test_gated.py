@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import RUN_DDP, TORCHRUN, run_cli
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -19,8 +20,6 @@ from simple_ijepa.models import build_model
 from simple_ijepa.models.gates import HardConcreteGate, gate_penalty
 from simple_ijepa.models.ijepa import regression_loss
 from simple_ijepa.training.trainer import make_config, train
-
-from helpers import RUN_DDP, TORCHRUN, run_cli
 
 TINY = ["variant=gated", "model.image_size=32", "model.patch_size=8", "model.hidden_dim=32", "model.depth=3",
         "model.heads=2", "model.head_dim=16", "model.predictor_dim=32", "model.predictor_depth=1",
@@ -371,6 +370,7 @@ def test_gate_experiments_reject_a_baseline_checkpoint(tmp_path):
     assert not os.path.exists(tmp_path / "a")
 
 
+@pytest.mark.slow
 def test_readme_gated_command_on_two_processes(fake_stl10, tmp_path):
     """The README's `torchrun ... run_ddp.py variant=gated model.gate_layer_index=2 model.gate_location=post`
     on a fake STL-10, 2 CPU processes: DDP needs no find_unused_parameters, replicas stay equal."""

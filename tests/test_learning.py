@@ -10,15 +10,17 @@ test digits vary by 1.4 points between seeds, so for them the test asserts "not 
 import json
 import os
 
+import pytest
 import torch
 
-from simple_ijepa.demo import DEMO_OVERRIDES, compare_with_random_init
+from simple_ijepa.cli.demo import DEMO_OVERRIDES, compare_with_random_init
 from simple_ijepa.training.trainer import make_config, train
 
 SEED = int(os.environ.get("LEARNING_TEST_SEED", "0"))
 MIN_TEACHER_GAIN = {"probe_acc": 0.0, "knn_acc": 0.05}
 
 
+@pytest.mark.slow
 def test_pretrained_teacher_and_student_beat_random_init_on_digits(tmp_path):
     cfg = make_config(DEMO_OVERRIDES + [f"logging.save_model_dir={tmp_path}", f"seed={SEED}"])
     out = train(cfg)

@@ -94,6 +94,7 @@ def test_pad_context_round_trips_any_mask():
     assert pad_context(torch.ones(3, 5, dtype=torch.bool))[1].all()  # equal counts: nothing padded
 
 
+@pytest.mark.slow
 def test_context_does_not_depend_on_the_batch_size():
     """The old collator cut every sample to the batch's smallest context (~40% lost at batch 1024):
     now a sample's expected context size is the same at batch 1 and at batch 256."""

@@ -2,14 +2,14 @@ import random
 import subprocess
 import sys
 
+import pytest
 import torch
+from helpers import TINY_MODEL as TINY
 
 from simple_ijepa.config import IJEPAConfig
 from simple_ijepa.masks import MultiBlockMaskGenerator
 from simple_ijepa.models import ARCH_KEYS, IJEPA, ModelConfig, Predictor, VisionTransformer
 from simple_ijepa.training.trainer import make_config
-
-from helpers import TINY_MODEL as TINY
 
 
 def test_default_encoder_has_about_11_2m_parameters():
@@ -87,6 +87,7 @@ def test_no_weight_decay_on_1d_params_and_tokens():
     assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == n_trainable
 
 
+@pytest.mark.slow
 def test_importing_the_models_needs_torch_alone():
     code = ("import sys, simple_ijepa.models, simple_ijepa.masks; "
             "print(sorted(m for m in ('hydra', 'omegaconf', 'sklearn', 'matplotlib') if m in sys.modules))")

@@ -88,6 +88,7 @@ def test_batched_predictor_matches_per_target_reference():
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [None, 0.5])
 def test_compiled_step_matches_eager_with_one_graph(budget):
     """Cold compile of the tiny model takes ~10-40 s on a 2-core CPU; the steps themselves are ms.

@@ -12,9 +12,9 @@ import torch
 from helpers import PYTHON, REPO, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
 
 import simple_ijepa
+from simple_ijepa import checkpoints as ckpt_mod
 from simple_ijepa.errors import CheckpointError, ConfigError
 from simple_ijepa.models.ijepa import IJEPA
-from simple_ijepa import checkpoints as ckpt_mod
 from simple_ijepa.training.trainer import PREEMPTED_EXIT_CODE, NonFiniteLoss, make_config, train
 
 DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=4",
@@ -24,10 +24,12 @@ DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2", f"logging.save_model_dir={run_dir}"]))
+    train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2",
+                                f"logging.save_model_dir={run_dir}"]))
     return run_dir
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_auto_resumes(tmp_path):
     args = [PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=100000", "logging.log_every_n_steps=100000",
                                           "logging.save_model_dir=run"]
@@ -85,6 +87,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_rendezvous_and_finish_with_identical_weights(fake_stl10, tmp_path):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
@@ -120,6 +123,7 @@ def test_bad_checkpoints_are_clear_errors(baseline_run, tmp_path):
         train(make_config(base + [f"logging.ckpt_path={tmp_path / 'missing.pth'}"]))
 
 
+@pytest.mark.slow
 def test_bad_run_settings_are_clear_errors(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
@@ -138,17 +142,24 @@ def test_bad_run_settings_are_clear_errors(tmp_path):
     assert run.returncode == 2 and "model.not_a_key" in run.stdout
 
 
-def test_tensorboard_logging_or_a_clear_error(tmp_path):
+def test_tensorboard_logging_and_a_clear_error_without_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     cfg = make_config(DIGITS + ["optim.max_steps=2", "logging.log_every_n_steps=1", "logging.tensorboard=true",
                                 f"logging.save_model_dir={tmp_path}"])
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="pip install tensorboard"):
-            train(cfg)
-    else:
+    train(cfg)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [1, 2]
+    find_spec = importlib.util.find_spec
+
+    def without_tensorboard(name, *args):
+        return None if name == "tensorboard" else find_spec(name, *args)
+    monkeypatch.setattr(importlib.util, "find_spec", without_tensorboard)
+    with pytest.raises(ConfigError, match="`logging.tensorboard`.*pip install tensorboard"):
         train(cfg)
-        assert os.listdir(tmp_path / "tensorboard")
 
 
 def test_load_encoder_from_every_file_kind(baseline_run):
@@ -169,6 +180,7 @@ def test_load_encoder_from_every_file_kind(baseline_run):
     assert not all(torch.equal(student.state_dict()[k], v) for k, v in teacher.items())
 
 
+@pytest.mark.slow
 def test_plots_written_at_the_end_and_on_demand(baseline_run, tmp_path):
     assert (baseline_run / "loss.png").stat().st_size > 1000
     os.remove(baseline_run / "loss.png")
@@ -324,6 +336,7 @@ def _encoder_weights(path) -> dict:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_a_killed_rank_is_restarted_by_torchrun_and_resumes_to_the_same_weights(tmp_path):
     """torchrun --max-restarts=1: SIGKILL one of two workers after a checkpoint; the restarted workers
     resume from the newest checkpoint with no flag added and end with an uninterrupted run's weights."""
@@ -355,6 +368,7 @@ def test_a_killed_rank_is_restarted_by_torchrun_and_resumes_to_the_same_weights(
     assert all(torch.equal(killed[k], clean[k]) for k in clean)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_the_run_resumable(tmp_path):
     """Under `ulimit -f` the checkpoint no longer fits: one error naming the folder per failed write,
     the previous checkpoint intact, training to the end, then exit 2 saying how to resume."""
@@ -368,11 +382,13 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_the_run_resuma
     limited = run_cli(["bash", "-c", cmd], cwd=tmp_path)
     assert limited.returncode == 2, limited.stdout[-3000:]
     assert limited.stdout.count(f"could not write the checkpoint to {tmp_path / 'run'}") == 2  # steps 8 and 12
-    assert f"newest checkpoint in {tmp_path / 'run'} is from step 4" in limited.stdout and "Traceback" not in limited.stdout
+    assert f"newest checkpoint in {tmp_path / 'run'} is from step 4" in limited.stdout
+    assert "Traceback" not in limited.stdout
     assert torch.load(ckpt, weights_only=True)["step"] == 4
     assert not [p for p in (tmp_path / "run").rglob("*.tmp-*")]  # no half-written file left
     again = run_cli([PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=12", "logging.log_every_n_steps=4",
-                                                   "logging.save_model_dir=run", "logging.ckpt_path=auto"], cwd=tmp_path)
+                                                   "logging.save_model_dir=run", "logging.ckpt_path=auto"],
+                    cwd=tmp_path)
     assert again.returncode == 0 and "at step 4" in again.stdout
     assert torch.load(ckpt, weights_only=True)["step"] == 12
 
@@ -389,6 +405,7 @@ def test_a_read_only_save_dir_fails_each_write_and_training_goes_on(tmp_path, mo
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2  # training went on to the end
 
 
+@pytest.mark.slow
 def test_two_runs_side_by_side_in_one_save_dir(tmp_path):
     """The second run stops before any work while the first holds the folder; a lock left by a
     killed run is taken over."""

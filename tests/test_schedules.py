@@ -53,12 +53,11 @@ def test_weight_decay_cosine_ramp_as_the_official_code():
 
 def test_the_optimiser_follows_the_weight_decay_schedule_on_matrices_only():
     import torch
+    from helpers import TINY_MODEL
 
     from simple_ijepa.models import build_model
     from simple_ijepa.training.step import TrainStep
     from simple_ijepa.training.trainer import make_config
-
-    from helpers import TINY_MODEL
 
     cfg = make_config(TINY_MODEL + ["optim.weight_decay=0.04", "optim.weight_decay_end=0.4", "optim.precision=fp32"])
     torch.manual_seed(0)

@@ -5,12 +5,13 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-
-from simple_ijepa.errors import ConfigError
-from simple_ijepa.export import main as export, save_encoder, to_timm
-from simple_ijepa.models.vit import VisionTransformer, ViTConfig
-
 from helpers import PYTHON, run_cli
+
+from simple_ijepa.checkpoints import save_encoder
+from simple_ijepa.cli.export import main as export
+from simple_ijepa.errors import ConfigError
+from simple_ijepa.export import to_timm
+from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 
 timm = pytest.importorskip("timm")
 
@@ -98,6 +99,7 @@ def test_missing_timm_names_the_extra(monkeypatch):
         to_timm(tiny_vit())
 
 
+@pytest.mark.slow
 def test_module_help_runs_without_warnings(tmp_path):
     run = run_cli([PYTHON, "-W", "error", "-m", "simple_ijepa.export", "--help"], cwd=tmp_path, timeout=120)
     assert run.returncode == 0 and "--timm" in run.stdout, run.stdout

@@ -4,12 +4,11 @@ import os
 
 import pytest
 import torch
+from helpers import PYTHON, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
 
 from simple_ijepa.checkpoints import find_latest
 from simple_ijepa.data.samplers import epoch_sampler
 from simple_ijepa.training.trainer import make_config, train
-
-from helpers import PYTHON, RUN_DDP, TINY_MODEL, TORCHRUN, run_cli
 
 DIGITS = TINY_MODEL + [
     "data.dataset_name=digits", "model.image_size=16", "model.patch_size=2", "model.hidden_dim=32",
@@ -24,6 +23,7 @@ def metrics(save_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
     out = train(make_config(DIGITS + ["optim.max_steps=40", "logging.log_every_n_steps=10",
                                       f"logging.save_model_dir={tmp_path}"]))
@@ -95,6 +95,7 @@ STL_TINY = TINY_MODEL + ["dataloader.batch_size=16", "dataloader.num_workers=0",
                          "logging.log_every_n_steps=2", "eval.enabled=false"]
 
 
+@pytest.mark.slow
 def test_readme_baseline_commands_run_on_cpu(fake_stl10, tmp_path):
     """The seed README's baseline commands, unchanged but for the CPU-size overrides."""
     data = [f"data.dataset_path={fake_stl10}"]
@@ -112,6 +113,7 @@ def test_readme_baseline_commands_run_on_cpu(fake_stl10, tmp_path):
     assert fp32.returncode == 0 and "training in fp32" not in fp32.stdout
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_gloo(fake_stl10, tmp_path):
     run = run_cli([TORCHRUN, "--standalone", "--nproc_per_node=2", RUN_DDP, "variant=baseline",
                    "dataloader.batch_size=16", "optim.num_epochs=1", "optim.learning_rate=1e-4",
@@ -124,6 +126,7 @@ def test_torchrun_two_processes_on_gloo(fake_stl10, tmp_path):
     assert state["world_size"] == 2 and state["step"] == 8
 
 
+@pytest.mark.slow
 def test_bad_input_is_a_clear_error_before_work(fake_stl10, tmp_path):
     run = run_cli([PYTHON, RUN_DDP, "model.image_size=100"], cwd=tmp_path)
     assert run.returncode == 2 and "model.image_size" in run.stdout and "Traceback" not in run.stdout
@@ -132,6 +135,7 @@ def test_bad_input_is_a_clear_error_before_work(fake_stl10, tmp_path):
     assert not (tmp_path / "models" / "training_model_ddp.pth").exists()
 
 
+@pytest.mark.slow
 def test_probes_run_at_their_own_interval_and_land_in_the_metrics(tmp_path):
     train(make_config(DIGITS[:-1] + ["optim.max_steps=6", "logging.log_every_n_steps=4", "eval.every_n_steps=3",
                                      "eval.classifier=logistic", "eval.max_train_samples=200",

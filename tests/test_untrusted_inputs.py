@@ -9,12 +9,13 @@ from helpers import PYTHON, TINY_MODEL, run_cli
 from omegaconf import OmegaConf
 
 import simple_ijepa
-from simple_ijepa import evaluate, export, visualize
+from simple_ijepa import evaluate, visualize
 from simple_ijepa.analysis.gate_analysis import load_gated_model
+from simple_ijepa.checkpoints import ENCODER_FORMAT, TRAIN_FORMAT
+from simple_ijepa.cli import export as export_cli
 from simple_ijepa.config import TrainConfig, validate
 from simple_ijepa.errors import CheckpointError, ConfigError
 from simple_ijepa.training.trainer import make_config, train
-from simple_ijepa.checkpoints import ENCODER_FORMAT, TRAIN_FORMAT
 
 DIGITS = TINY_MODEL + ["data.dataset_name=digits", "model.image_size=16", "model.patch_size=4",
                        "dataloader.batch_size=32", "dataloader.num_workers=0", "eval.enabled=false"]
@@ -52,13 +53,14 @@ def every_loader(path: str, tmp_path):
         "load_encoder": lambda: simple_ijepa.load_encoder(path),
         "evaluate": lambda: evaluate.main(["--ckpt_path", path, *data, "--max_test_samples", "50"]),
         "visualize": lambda: visualize.main(["--ckpt_path", path, "--out_dir", str(tmp_path / "vis"), *data]),
-        "export": lambda: export.main(["--ckpt_path", path, "--timm", str(tmp_path / "t.safetensors")]),
+        "export": lambda: export_cli.main(["--ckpt_path", path, "--timm", str(tmp_path / "t.safetensors")]),
         "gate tools": lambda: load_gated_model(path),
         "resume": lambda: train(make_config(DIGITS + ["optim.max_steps=3", f"logging.ckpt_path={path}",
                                                       f"logging.save_model_dir={tmp_path / 'resumed'}"])),
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["encoder", "training"])
 def test_a_crafted_pickle_is_refused_by_every_loader_and_never_runs(run_dir, tmp_path, kind):
     name = "encoder_ddp.pth" if kind == "encoder" else "training_model_ddp.pth"
@@ -97,8 +99,8 @@ def malformed(run_dir, tmp_path):
         "state_dict wrong shape": ({**enc, "vit_config": {**vc, "dim": 48}}, "state_dict"),
         "state_dict missing keys": ({**enc, "state_dict": {}}, "state_dict"),
         "training: config a string": ({**tr, "config": "x"}, "config"),
-        "training: model wrong shape": ({**tr, "model": {k: v[..., :1] if v.ndim else v for k, v in tr["model"].items()}},
-                                        "model"),
+        "training: model wrong shape": ({**tr, "model": {k: v[..., :1] if v.ndim else v
+                                                         for k, v in tr["model"].items()}}, "model"),
         "training: unknown variant": ({**tr, "variant": "other"}, "variant"),
         "training: step negative": ({**tr, "step": -3}, "step"),
         "training: optimizer missing": ({k: v for k, v in tr.items() if k != "optimizer"}, "optimizer"),

@@ -6,10 +6,11 @@ import torch
 from PIL import Image
 from sklearn.decomposition import PCA
 
+from simple_ijepa.analysis.feature_pictures import gated_pixels, nearest, pca_rgb
 from simple_ijepa.export import save_encoder
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 from simple_ijepa.training.trainer import make_config, train
-from simple_ijepa.visualize import gated_pixels, main as visualize, nearest, pca_rgb
+from simple_ijepa.visualize import main as visualize
 
 PANEL = 125  # pixels per panel (visualize.PANEL_INCHES x DPI)
 GATED_DIGITS = ["variant=gated", "data.dataset_name=digits", "model.image_size=16", "model.patch_size=4",

@@ -18,7 +18,7 @@ import torch
 
 # Warning thresholds, as fractions of the same monitor on the run's teacher at initialisation (the
 # reference; measured on the first batch before any update and kept in the checkpoint). Measured on
-# Fashion-MNIST, experiment=cpu_small, 500 steps (README, "Why it collapsed"): at init pooled_std
+# Fashion-MNIST, experiment=cpu_small, 500 steps (docs/experiments/collapse.md): at init pooled_std
 # 0.12, token_std 0.47, rankme 7.9; after lr 1e-3 (probe 5 points below random init) rankme 3.7
 # (0.47x) and token_std 0.17 (0.36x); after lr 3e-4 (probe +3 points) rankme 8.1 (1.03x).
 THRESHOLDS = {"pooled_std": 0.1, "token_std": 0.2, "rankme": 0.5}

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from ..checkpoints import TRAIN_FORMAT, load_weights, read_checkpoint
 from ..config import TrainConfig
 from ..data import collate_batch, eval_transform
 from ..errors import CheckpointError
 from ..models import build_model, model_class
-from ..checkpoints import TRAIN_FORMAT, load_weights, read_checkpoint
 from .flops import encoder_flops
 from .plots import bars, heatmap, histogram
 

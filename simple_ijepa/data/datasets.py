@@ -260,6 +260,32 @@ def _folder(root: str, split: str, size: int, random_window: bool = False, seed:
     return ImageFolderDataset(paths, labels, len(classes), size, random_window, seed)
 
 
+def _stl10(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int):
+    if download:
+        from torchvision.datasets import STL10
+
+        STL10(root, split=split, download=True)
+    images, labels = read_stl10(root, split)
+    return ImageArrayDataset(images, labels, num_classes=10)
+
+
+def _image_folder(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int):
+    if min_crop_scale is None:
+        return _folder(root, split, image_size)
+    return _folder(root, split, pretrain_side(image_size, min_crop_scale), random_window=True, seed=seed)
+
+
+# data.dataset_name -> loader(root, split, download, image_size, min_crop_scale, seed). A new dataset
+# is one loader and one line here (config.validate and the commands read the names from this table).
+DATASETS = {
+    "stl10": _stl10,
+    "digits": lambda root, split, download, image_size, min_crop_scale, seed: _digits(split),
+    "fashion_mnist": lambda root, split, download, *_: _fashion_mnist(root, split, download),
+    "cifar10": lambda root, split, download, *_: _cifar10(root, split, download),
+    "folder": _image_folder,
+}
+
+
 def build_dataset(name: str, root: str, split: str, download: bool = False, image_size: int = 96,
                   min_crop_scale: float | None = None, seed: int = 0):
     """The `split` of dataset `name` under `root` as an ImageArrayDataset (ImageFolderDataset for
@@ -267,21 +293,6 @@ def build_dataset(name: str, root: str, split: str, download: bool = False, imag
     data.crop_scale[0] makes them squares at `pretrain_side`, at a random place seeded by `seed`)."""
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    if name == "stl10":
-        if download:
-            from torchvision.datasets import STL10
-
-            STL10(root, split=split, download=True)
-        images, labels = read_stl10(root, split)
-        return ImageArrayDataset(images, labels, num_classes=10)
-    if name == "digits":
-        return _digits(split)
-    if name == "fashion_mnist":
-        return _fashion_mnist(root, split, download)
-    if name == "cifar10":
-        return _cifar10(root, split, download)
-    if name == "folder":
-        if min_crop_scale is None:
-            return _folder(root, split, image_size)
-        return _folder(root, split, pretrain_side(image_size, min_crop_scale), random_window=True, seed=seed)
-    raise ValueError(f"unknown dataset {name!r}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; there are {tuple(DATASETS)}")
+    return DATASETS[name](root, split, download, image_size, min_crop_scale, seed)

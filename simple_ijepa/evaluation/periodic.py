@@ -6,21 +6,21 @@ import logging
 import torch.nn as nn
 
 from .features import eval_mode
-from .stl10_eval import STL10Eval, on_rank0
+from .linear_probe import LinearProbe, on_rank0
 
 log = logging.getLogger(__name__)
-_EVALUATORS: dict[tuple, STL10Eval] = {}  # built once per process, reused at every probe
+_EVALUATORS: dict[tuple, LinearProbe] = {}  # built once per process, reused at every probe
 
 
-def probe_evaluator(cfg, device) -> STL10Eval:
-    """The cached STL10Eval for cfg.data.* / cfg.model.image_size / cfg.eval.* on `device` (an image
+def probe_evaluator(cfg, device) -> LinearProbe:
+    """The cached LinearProbe for cfg.data.* / cfg.model.image_size / cfg.eval.* on `device` (an image
     folder decoded in cfg.dataloader.num_workers processes)."""
     d, e, workers = cfg.data, cfg.eval, cfg.dataloader.num_workers
     key = (d.dataset_name, d.dataset_path, cfg.model.image_size, e.classifier, e.knn_k, e.batch_size,
            e.max_train_samples, e.max_test_samples, str(device), workers)
     if key not in _EVALUATORS:
         # No download here: pretraining already fetched the archive, which holds the labelled splits.
-        _EVALUATORS[key] = STL10Eval(cfg.model.image_size, d.dataset_path, d.dataset_name, e.classifier, e.knn_k,
+        _EVALUATORS[key] = LinearProbe(cfg.model.image_size, d.dataset_path, d.dataset_name, e.classifier, e.knn_k,
                                      e.batch_size, e.max_train_samples, e.max_test_samples, device,
                                      num_workers=workers)
     return _EVALUATORS[key]

@@ -16,7 +16,7 @@ CLASSIFIERS = ("calibrated", "logistic")
 
 
 def make_classifier(kind: str, max_iter: int, C: float = 1.0, cv: int = 3):
-    """"calibrated": LogisticRegression in CalibratedClassifierCV (sigmoid, `cv` folds), as the README;
+    """"calibrated": LogisticRegression in CalibratedClassifierCV (sigmoid, `cv` folds), as the original README;
     "logistic": plain LogisticRegression. lbfgs, multinomial, one thread."""
     if kind not in CLASSIFIERS:
         raise ValueError(f"classifier {kind!r} is not one of {CLASSIFIERS}")

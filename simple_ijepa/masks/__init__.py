@@ -8,12 +8,12 @@ Every strategy is built from plain values, checks its own fit to the patch grid 
 
 with grid positions in raster order; `context_valid` marks padding when samples keep different
 numbers of context patches, and is None when every sample keeps the same number (a context budget,
-random masks): then nothing is padded and the model runs without an attention mask. Sizes come from `rng`, positions from `generator`: the same seeds give
-the same masks. `mask.kind` picks one from `MASKS`.
+random masks): then nothing is padded and the model runs without an attention mask. Sizes come
+from `rng`, positions from `generator`: the same seeds give the same masks. `mask.kind` picks one from `MASKS`.
 """
 from __future__ import annotations
 
-from .multiblock import MultiBlockMaskGenerator, block_size, budget_count, pad_context, smallest_target_area
+from .multiblock import MultiBlockMaskGenerator, block_size, pad_context, smallest_target_area
 from .random_patches import RandomMaskGenerator
 
 MASKS = {"multiblock": MultiBlockMaskGenerator, "random": RandomMaskGenerator}

@@ -15,9 +15,9 @@ For a batch on a g x g patch grid (N = g*g):
   sample of every batch then has the same context length (static shapes, no padding), and the
   task does not depend on the batch size. The official code's effective context is ~25% of the
   patches (its batch-minimum cut, below); without a budget ours is ~46% at the paper's scales.
-- Without a budget (null) every sample keeps ALL of its context patches. Counts differ between samples, so the context is
-  padded to the batch's largest count Kc: `context_valid` [B, Kc] marks the real tokens, and the
-  encoder and predictor take it as a key-padding mask (padded slots repeat a real index of the
+- Without a budget (null) every sample keeps ALL of its context patches. Counts differ between
+  samples, so the context is padded to the batch's largest count Kc: `context_valid` [B, Kc] marks
+  the real tokens, and the encoder and predictor take it as a key-padding mask (padded slots repeat a real index of the
   same sample and are never attended to). The official collator instead cuts every sample to the
   batch's smallest count, which at 96 px drops ~28% of the context at batch 32 and ~40% at batch
   1024 and turns part of multi-block masking into random masking. A sample left with fewer than

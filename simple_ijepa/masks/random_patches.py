@@ -3,8 +3,8 @@
 Each of the T targets is Kt patches drawn at random over the whole grid (not a block), with Kt the
 area a target block of scale ~ U(target_scale) would cover (one draw per batch, as multi-block);
 the T targets are disjoint. The context is a random share ~ U(context_scale) of the patches no
-target took, at least `min_context`; with `mask.context_budget` it is exactly K = round(share * N). Every sample of a batch has the same counts, so nothing is
-padded (`context_valid` is all True, kept for the common interface).
+target took, at least `min_context`; with `mask.context_budget` it is exactly K = round(share * N).
+Every sample of a batch has the same counts, so nothing is padded (`context_valid` is None).
 """
 from __future__ import annotations
 

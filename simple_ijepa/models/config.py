@@ -1,6 +1,6 @@
 """The model configuration, split by part: encoder, predictor, gate, and the training objective.
 
-The README keeps one flat `model.*` section (`model.hidden_dim`, `model.predictor_depth`, ...).
+The configuration keeps one flat `model.*` section (`model.hidden_dim`, `model.predictor_depth`, ...).
 `ModelConfig.from_flat` maps it onto the parts through one table, `FLAT_KEYS`; the modules then take
 plain values only. `ARCH_KEYS` (what a checkpoint must agree on to be loaded) derives from the same
 table: the flat keys that feed the encoder or the predictor. Torch-free.
@@ -49,7 +49,7 @@ class ModelConfig:
 
     @classmethod
     def from_flat(cls, m) -> "ModelConfig":
-        """From the README's flat `model.*` section (a DictConfig or any object with those attributes)."""
+        """From the flat `model.*` section (a DictConfig or any object with those attributes)."""
         if isinstance(m, cls):
             return m
         parts: dict[str, dict] = {"encoder": {}, "predictor": {}, "gate": {}, "": {}}
@@ -60,7 +60,7 @@ class ModelConfig:
                    **parts[""])
 
 
-# README key -> the (part, field) pairs it sets; part "" = ModelConfig itself. `model.num_targets`
+# flat key -> the (part, field) pairs it sets; part "" = ModelConfig itself. `model.num_targets`
 # is not here: it belongs to the masks (simple_ijepa/masks).
 FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "image_size": (("encoder", "image_size"),),

@@ -98,7 +98,7 @@ class GatedIJEPA(JEPA):
 
     @classmethod
     def from_config(cls, model_cfg) -> "GatedIJEPA":
-        """From the README's `model.*` section (or a ModelConfig). Parts are built in the order
+        """From the flat `model.*` section (or a ModelConfig). Parts are built in the order
         encoder, gate head, mask token, predictor (the order their initial weights are drawn in)."""
         c = ModelConfig.from_flat(model_cfg)
         encoder = VisionTransformer(c.encoder)
@@ -110,7 +110,7 @@ class GatedIJEPA(JEPA):
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """The baseline's groups for everything but the gate head, which gets its own group at
-        model.gate_lr_scale times the learning rate (no weight decay; see the README's Gated section)."""
+        model.gate_lr_scale times the learning rate (no weight decay; see docs/gated.md)."""
         head = {id(p) for p in self.gate_head.parameters()}
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in head]}
                   for g in super().optimizer_groups(weight_decay)]

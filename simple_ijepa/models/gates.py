@@ -108,7 +108,7 @@ def gate_penalty(open_prob: torch.Tensor, exp_alpha: float, target: float | None
     It holds the BATCH's fraction, not each image's: every token gets the same push, so both which
     tokens and how many of an image's tokens stay open are left to the prediction loss. Holding each
     image at t made every image, real or noise, open the same share (real - noise 0.01 +- 0.04 over
-    3 seeds); the batch hold let easy images close more (README, Gated I-JEPA).
+    3 seeds); the batch hold let easy images close more (docs/gated.md).
     """
     if target is None:
         return torch.expm1(exp_alpha * open_prob.mean(dim=1)).mean()

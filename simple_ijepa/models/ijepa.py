@@ -12,10 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import ModelConfig
 from .layers import gather_tokens
 from .predictor import Predictor
 from .sigreg import sigreg
-from .config import ModelConfig
 from .vit import VisionTransformer
 
 
@@ -129,7 +129,7 @@ class IJEPA(JEPA):
 
     @classmethod
     def from_config(cls, model_cfg) -> "IJEPA":
-        """From the README's `model.*` section (or a ModelConfig)."""
+        """From the flat `model.*` section (or a ModelConfig)."""
         c = ModelConfig.from_flat(model_cfg)
         encoder = VisionTransformer(c.encoder)
         return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices,

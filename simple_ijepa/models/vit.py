@@ -12,13 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import (Block, gather_tokens, init_weights, key_padding_bias, rescale_residual_branches,
-                     sincos_pos_embed_2d)
+from .layers import Block, gather_tokens, init_weights, key_padding_bias, rescale_residual_branches, sincos_pos_embed_2d
 
 
 @dataclass
 class ViTConfig:
-    """The encoder's shape (built from the README's `model.*` keys by models/config.py)."""
+    """The encoder's shape (built from the `model.*` keys by models/config.py)."""
     image_size: int
     patch_size: int
     dim: int

@@ -24,21 +24,25 @@ from tqdm import tqdm
 
 from ..analysis.collapse import collapse_stats, monitor_collapse
 from ..analysis.run_plots import plot_run
+from ..checkpoints import (
+    checkpoint_names,
+    find_latest,
+    load_training_checkpoint,
+    restore_training_state,
+    save_run_checkpoint,
+)
 from ..config import make_config, resolve_precision, validate  # noqa: F401  (make_config: used from here too)
 from ..data import build_dataset, collate_batch
 from ..data.datasets import UNREADABLE
 from ..data.samplers import epoch_sampler
 from ..errors import CheckpointError, ConfigError
 from ..models import build_model
-from ..checkpoints import (checkpoint_names, find_latest, load_training_checkpoint, restore_training_state,
-                           save_run_checkpoint)
-from ..utils.distributed import (DistInfo, all_reduce_mean, check_replicas_agree, cleanup_distributed,
-                                 setup_distributed)
+from ..utils.distributed import DistInfo, all_reduce_mean, check_replicas_agree, cleanup_distributed, setup_distributed
 from ..utils.preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignal  # noqa: F401  (the exit code: tests)
-from .save_dir import SaveDirLock, check_save_dir, claim_save_dir
 from .loggers import build_loggers, metrics_line
 from .loggers.jsonl import METRICS_FILE, cut_metrics
 from .loggers.wandb import RUN_ID_FILE
+from .save_dir import SaveDirLock, check_save_dir, claim_save_dir
 from .schedules import ema_momentum
 from .step import TrainStep, compile_net, effective_precision
 
@@ -206,7 +210,8 @@ def _resume(run: Run) -> None:
     cfg, ckpt_path = run.cfg, run.cfg.logging.ckpt_path
     if ckpt_path == "auto":
         ckpt_path = find_latest(run.save_dir, cfg.variant)
-        log.info(f"logging.ckpt_path=auto: {'resuming from ' + ckpt_path if ckpt_path else 'no checkpoint, fresh start'}")
+        found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint, fresh start"
+        log.info(f"logging.ckpt_path=auto: {found}")
     if not ckpt_path:
         return
     state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True),

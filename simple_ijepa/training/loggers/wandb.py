@@ -1,10 +1,11 @@
 """Weights & Biases logging (`logging.wandb=true`): one W&B run per save dir, fed from rank 0.
 
 It gets every metrics.jsonl line (the scalars, with the probe and k-NN results on probe steps) and is
-closed however the run ends, with that ending's exit code. The run carries the whole resolved configuration. Its id is kept in `save_model_dir/wandb_run_id`
-(written atomically): a fresh run starts a new W&B run, a resumed one (`logging.ckpt_path`)
-continues the id found there (`resume="allow"`). W&B writes its files to `save_model_dir/wandb/`;
-`WANDB_MODE=offline` keeps them there for a later `wandb sync`.
+closed however the run ends, with that ending's exit code. The run carries the whole resolved
+configuration. Its id is kept in `save_model_dir/wandb_run_id` (written atomically): a fresh run
+starts a new W&B run, a resumed one (`logging.ckpt_path`) continues the id found there
+(`resume="allow"`). W&B writes its files to `save_model_dir/wandb/`; `WANDB_MODE=offline` keeps
+them there for a later `wandb sync`.
 """
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ class WandbLogger:
 
     def close(self, error: BaseException | None = None) -> None:
         """Exit code 0, or the stop signal's 75, or 1 after an error."""
-        code = 0 if error is None else error.code if isinstance(error, SystemExit) and isinstance(error.code, int) else 1
+        code = 0 if error is None else 1
+        if isinstance(error, SystemExit) and isinstance(error.code, int):
+            code = error.code
         self.run.finish(exit_code=code)
 
 

@@ -1,7 +1,7 @@
-"""`STL10Eval`: linear probe + k-NN on frozen features of a labelled train/test split.
+"""`LinearProbe`: linear probe + k-NN on frozen features of a labelled train/test split.
 
-Named after the README's STL-10 probe; any dataset of `build_dataset` with labelled "train" and
-"test" splits goes through the same code path.
+Any dataset of `build_dataset` with labelled "train" and "test" splits goes through it. `STL10Eval`
+is the same class under the name the original Gated I-JEPA README gives its STL-10 probe.
 """
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def _cap(max_samples: int | None, folder: bool, n: int, split: str) -> int | Non
     return FOLDER_PROBE_SAMPLES
 
 
-class STL10Eval:
+class LinearProbe:
     """Probe a frozen encoder on the labelled `train` split (fit) and `test` split (score).
 
     STL-10: 5,000 train and 8,000 test images. `max_*_samples` take fixed seeded subsets (None: all,
     but FOLDER_PROBE_SAMPLES for an image folder). Linear probe: standardised features, `classifier`
-    "calibrated" (CalibratedClassifierCV around LogisticRegression, the README's choice) or
+    "calibrated" (CalibratedClassifierCV around LogisticRegression, the original README's choice) or
     "logistic". k-NN: see `knn_accuracy` (DINO weighting). `num_workers`: DataLoader processes that
     decode an image folder's files (the other datasets are arrays, read in this process).
     """
@@ -129,3 +129,6 @@ class STL10Eval:
                      f"linear {result['probe_acc']:.4f}, {self.knn_k}-NN {result['knn_acc']:.4f} "
                      f"({time.perf_counter() - t0:.1f} s)")
         return result
+
+
+STL10Eval = LinearProbe  # the original README's name

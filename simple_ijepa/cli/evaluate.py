@@ -1,0 +1,86 @@
+"""Probe a saved encoder against the same architecture at random initialisation.
+
+    python -m simple_ijepa.evaluate --ckpt_path models/encoder_ddp.pth --dataset_name stl10 --dataset_path ./data
+
+`--ckpt_path` takes an encoder file (encoder_*.pth / .safetensors) or a training checkpoint (its
+EMA teacher; `--student` for the student). A Gated I-JEPA training checkpoint
+(training_model_gated_ddp.pth) is probed four ways: the student with its learned gates ("gated",
+deterministic gates, gate-weighted mean), the student with every gate open ("all_open"), the EMA
+teacher, and random init. Prints linear-probe and k-NN top-1 accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import torch
+
+from ..data.datasets import DATASETS
+from ..errors import run_command
+from ..evaluation import LinearProbe
+from ..evaluation.reference import load_checkpoint, probe_gated_with_random_init, probe_with_random_init
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of what to load and where (`load_checkpoint`, `build_dataset`), shared with
+    `visualize`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device."""
+    p.add_argument("--ckpt_path", required=True, help="encoder file or training checkpoint")
+    p.add_argument("--dataset_name", default="stl10", choices=tuple(DATASETS))
+    p.add_argument("--dataset_path", default="./data")
+    p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
+    add_source_args(p)
+    p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
+    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
+    p.add_argument("--max_train_samples", type=int, default=None, help="default: all (a folder: 10,000)")
+    p.add_argument("--max_test_samples", type=int, default=None, help="default: all (a folder: 10,000)")
+    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes that decode a folder's images (default: up to 4, at most the CPU count)")
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--knn_k", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict[str, dict[str, float]]:
+    """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc
+    ({"gated", "all_open", "EMA teacher", "random init"} for a gated training checkpoint)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
+    vit = (gated.encoder if gated is not None else encoder).config
+    size = args.image_size or vit.image_size
+    if size != vit.image_size:
+        raise SystemExit(f"--image_size {size} does not match the encoder's {vit.image_size} "
+                         "(its positions are fixed to that grid); leave --image_size out.")
+    evaluator = LinearProbe(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
+                          args.batch_size, args.max_train_samples, args.max_test_samples, args.device,
+                          args.download, args.num_workers)
+    if gated is not None:
+        results = probe_gated_with_random_init(gated, evaluator, args.seed, args.device)
+    else:
+        results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
+    n_train = min(len(evaluator.train_set), evaluator.max_train_samples or len(evaluator.train_set))
+    n_test = min(len(evaluator.test_set), evaluator.max_test_samples or len(evaluator.test_set))
+    print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "
+          f"{args.classifier} linear probe, {args.knn_k}-NN")
+    print(f"{'encoder':<24}{'linear probe':>14}{'k-NN':>10}")
+    for name, r in results.items():
+        label = f"random init (seed {args.seed})" if name == "random init" else name
+        print(f"{label:<24}{r['probe_acc']:>14.4f}{r['knn_acc']:>10.4f}")
+    return results
+
+
+def cli() -> None:
+    """`ijepa-evaluate` (pyproject console script)."""
+    run_command(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,59 @@
+"""Gate experiments on a trained Gated I-JEPA checkpoint (the experiments: analysis/gate_analysis.py).
+
+    python -m simple_ijepa.gate_experiments --ckpt_path ./models/training_model_gated_ddp.pth \\
+        --dataset_path ./data --split train --num_batches 50 --out_dir ./gate_analysis
+
+The model is rebuilt from the configuration saved in the checkpoint; the dataset defaults to the
+one it was trained on. Writes the eight files of the original README into --out_dir and prints a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from ..data import build_dataset
+from ..data.datasets import SPLITS
+from ..errors import run_command
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simple_ijepa.gate_experiments", description=__doc__.split("\n")[0])
+    p.add_argument("--ckpt_path", required=True, help="training checkpoint of a gated run")
+    p.add_argument("--dataset_path", default="./data", help="dataset root (default ./data)")
+    p.add_argument("--dataset_name", default=None, help="default: the checkpoint's data.dataset_name")
+    p.add_argument("--split", default="train", choices=SPLITS)
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="DataLoader workers (0 = load in this process)")
+    p.add_argument("--num_batches", type=int, default=50, help="batches analysed (seeded random images)")
+    p.add_argument("--out_dir", default="./gate_analysis")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0, help="image order, noise and random gates")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    from ..analysis.gate_analysis import format_summary, load_gated_model, run_gate_experiments
+
+    model, cfg = load_gated_model(args.ckpt_path, args.device)
+    name = args.dataset_name or cfg.data.dataset_name
+    dataset = build_dataset(name, args.dataset_path, args.split, image_size=cfg.model.image_size)
+    summary = run_gate_experiments(model, cfg, dataset, args.out_dir, args.batch_size, args.num_batches,
+                                   args.num_workers, args.seed)
+    gate = "final tokens" if model.gate_layer_index is None else \
+        f"block {model.gate_layer_index}, {model.gate_location}"
+    print(f"{args.ckpt_path} ({name}/{args.split}):")
+    print(format_summary(summary, gate))
+    return summary
+
+
+def cli() -> None:
+    """`ijepa-gates` (pyproject console script)."""
+    run_command(main)
+
+
+if __name__ == "__main__":
+    cli()
