@@ -16,13 +16,14 @@ Timed, each as the median over repeats after warm-up (CUDA synchronised around e
          consecutive steps (default 1) divided by the chunk, so on a GPU the host can run ahead.
   data   the data path alone: host uint8 batch -> augmented float batch on the device.
   masks  mask generation alone, including the copy of the index tensors to the device.
-FLOPs per step are counted with torch.utils.flop_counter.FlopCounterMode on a 'meta' copy of the
-model with each timed step's exact mask sizes: teacher forward + student/predictor forward and
-backward (matmuls, convolutions and attention; optimiser and element-wise work not counted). On
-the meta device attention runs as plain matmuls and is counted; the CPU's fused attention kernel has
-no FLOP formula. MFU = achieved FLOP/s / the matmul rate measured on this device in the same run
-(fp32 2048^3 on CPU, bf16 8192^3 on CUDA; median of 10, measured before and after the step timing, the
-higher one kept). The last line printed is one JSON object with every figure.
+FLOPs per step are counted with torch.utils.flop_counter.FlopCounterMode on a copy of the model
+with each timed step's exact masks: teacher forward + student/predictor forward and backward
+(matmuls, convolutions and attention, forced to its math form so that it is counted; optimiser and
+element-wise work not counted). Padding slots of a padded context cost attention only (the other
+layers run on the packed real tokens), and the count says so. MFU = achieved FLOP/s / the matmul
+rate measured on this device in the same run (fp32 2048^3 on CPU, bf16 8192^3 on CUDA; median of 10,
+measured before and after the step timing, the higher one kept). The last line printed is one JSON
+object with every figure.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import sys
 import time
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
@@ -110,24 +112,29 @@ def host_batches(cfg, batch_size: int, count: int, device: torch.device, real: b
 
 
 class FlopCounter:
-    """FLOPs of one training step (teacher forward + forward + backward) for given input shapes,
-    counted on a 'meta' copy of the model (no memory, no arithmetic), cached per shape."""
+    """FLOPs of one training step (teacher forward + forward + backward) for the step's inputs,
+    counted with FlopCounterMode on a fresh copy of the model on `device`, with attention forced to
+    its math form (so that its matmuls are counted; fused kernels have no FLOP formula). Cached per
+    input shapes and number of real context tokens: with padded context the per-token layers run
+    on the real tokens only (PackedTokens), so the count falls by the padded share."""
 
-    def __init__(self, cfg):
-        with torch.device("meta"):
-            self.model = build_model(cfg)
+    def __init__(self, cfg, device: torch.device | str = "cpu"):
+        self.model = build_model(cfg).to(device)
         self.cache: dict[tuple, int] = {}
 
-    def __call__(self, shapes: tuple) -> int:
-        """shapes: ((shape, dtype), ...) of the step's inputs."""
-        if shapes not in self.cache:
-            meta = [torch.empty(shape, device="meta", dtype=dtype) for shape, dtype in shapes]
-            with FlopCounterMode(display=False) as counter:
-                loss, _ = self.model(*meta)
+    def __call__(self, inputs: tuple) -> int:
+        """inputs: the step's (images, context_idx, target_idx, context_valid or None) or (images,)."""
+        valid = inputs[3] if len(inputs) == 4 else None
+        key = tuple(None if x is None else tuple(x.shape) for x in inputs) + (
+            None if valid is None else int(valid.sum()),)
+        if key not in self.cache:
+            images = inputs[0].float()
+            with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+                loss, _ = self.model(images, *inputs[1:])
                 loss.backward()
             self.model.zero_grad(set_to_none=True)
-            self.cache[shapes] = counter.get_total_flops()
-        return self.cache[shapes]
+            self.cache[key] = counter.get_total_flops()
+        return self.cache[key]
 
 
 def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
@@ -158,13 +165,18 @@ def run(argv: list[str] | None = None) -> dict:
     net = compile_net(model) if cfg.optim.compile else model
     train_step = TrainStep(cfg, model, device, precision, total_steps, 0, net)
     batches = host_batches(cfg, B, 4, device, args.real_data)
-    step_shapes: list[tuple] = []  # input shapes of every step, for counting FLOPs after the timing
+    step_inputs: list[tuple] = []  # every timed step's inputs, for counting FLOPs after the timing
+    tokens: list[tuple[float, float, float]] = []  # per image: context slots, real context tokens, target tokens
 
     def train_steps(first: int, n: int) -> None:
         for s in range(first, first + n):
             inputs = train_step.inputs(batches[s % len(batches)], s)
             train_step(inputs, s)
-            step_shapes.append(tuple((tuple(x.shape), x.dtype) for x in inputs))
+            step_inputs.append(inputs)
+            if len(inputs) == 4:
+                _, ctx, tgt, valid = inputs
+                real = ctx.shape[1] if valid is None else float(valid.sum()) / B
+                tokens.append((ctx.shape[1], real, tgt.shape[1] * tgt.shape[2]))
 
     t0 = time.perf_counter()
     train_steps(0, args.warmup)
@@ -172,13 +184,14 @@ def run(argv: list[str] | None = None) -> dict:
     warmup_s = time.perf_counter() - t0
     peak_before, peak_what = matmul_peak(device)
     load_before = os.getloadavg()[0]
-    step_shapes.clear()
+    step_inputs.clear()
+    tokens.clear()
 
     step_times = [t / chunk for t in time_repeats(lambda i: train_steps(args.warmup + i * chunk, chunk),
                                                   args.steps, device)]
     memory, memory_what = peak_memory_bytes(device)  # of training, before the matmul probe allocates
-    counter = FlopCounter(cfg)
-    step_flops = [counter(shapes) for shapes in step_shapes]
+    counter = FlopCounter(cfg, device)
+    step_flops = [counter(inputs) for inputs in step_inputs]
     flops_per_repeat = [sum(step_flops[i * chunk:(i + 1) * chunk]) / chunk for i in range(args.steps)]
     repeats = max(args.steps, 20)
     data_times = time_repeats(lambda i: train_step.augment(batches[i % len(batches)], i), repeats, device)
@@ -201,6 +214,10 @@ def run(argv: list[str] | None = None) -> dict:
         "data_s": statistics.median(data_times), "data_images_per_s": B / statistics.median(data_times),
         "masks_s": statistics.median(mask_times), "masks_images_per_s": B / statistics.median(mask_times),
         "flops_per_image": statistics.mean(flops_per_repeat) / B, "flops_include_teacher_forward": True,
+        "patches_per_image": (cfg.model.image_size // cfg.model.patch_size) ** 2,
+        "context_slots_per_image": statistics.mean(t[0] for t in tokens) if tokens else None,
+        "context_tokens_per_image": statistics.mean(t[1] for t in tokens) if tokens else None,
+        "target_tokens_per_image": statistics.mean(t[2] for t in tokens) if tokens else None,
         "achieved_flops_per_s": achieved, "peak_flops_per_s": peak, "peak_measured_with": peak_what,
         "mfu": achieved / peak, "peak_memory_bytes": memory, "peak_memory_from": memory_what,
         "load_average_1min": [load_before, load_after],
@@ -230,6 +247,12 @@ def report(r: dict) -> None:
     for key, what in (("step", "whole step (data + masks + fwd/bwd/AdamW/EMA)"), ("data", "data path alone"),
                       ("masks", "mask generation alone")):
         print(f"  {what:48s} {r[key + '_s'] * 1e3:10.2f} ms  {r[key + '_images_per_s']:12.1f} images/s")
+    if r["context_slots_per_image"] is not None:
+        n = r["patches_per_image"]
+        print(f"task per image: {r['context_tokens_per_image']:.1f} context tokens "
+              f"({100 * r['context_tokens_per_image'] / n:.0f}% of {n} patches) in {r['context_slots_per_image']:.1f} "
+              f"slots ({100 * (1 - r['context_tokens_per_image'] / r['context_slots_per_image']):.0f}% padding), "
+              f"{r['target_tokens_per_image']:.1f} target tokens")
     print(f"FLOPs per image (fwd+bwd, teacher forward included): {si(r['flops_per_image'], 'FLOP')}")
     print(f"achieved {si(r['achieved_flops_per_s'], 'FLOP/s')}; measured peak {si(r['peak_flops_per_s'], 'FLOP/s')} "
           f"({r['peak_measured_with']}); MFU {100 * r['mfu']:.1f}%")

@@ -3,6 +3,7 @@
 - The batched predictor (all targets of all samples in one call, tokens picked with gathers, each
   sample's context padded to the batch's largest with a key-padding mask) gives the same loss and
   gradients as a per-sample, per-target loop over each sample's own, unpadded context.
+- Packed real tokens (full context) give the padded path's loss and gradients, with fewer FLOPs.
 - A torch.compile'd training step matches the eager one over a few steps whose mask sizes change,
   from ONE compiled graph (the mask lengths are dynamic, not a recompile per step).
 - Mask generation and the data path give the documented shapes and dtypes on 'meta' and the CPU.
@@ -86,6 +87,39 @@ def test_batched_predictor_matches_per_target_reference():
         assert (g is None) == (r is None)
         if g is not None:
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_tokens_equal_the_padded_path_and_cost_less(monkeypatch):
+    """Full context (no budget): the encoder and predictor run their per-token layers on the real
+    tokens only (PackedTokens). Loss and gradients equal the padded path's (padding slots computed
+    and masked out of attention, what runs under torch.compile), and the step's FLOPs are lower."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = tiny_cfg("dataloader.batch_size=8", "mask.target_scale=[0.1,0.2]", "model.sigreg_weight=0.1")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
+    inputs = step.inputs(torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8), 0)
+    assert not inputs[3].all()  # padding is there to be skipped
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_grads_flops():
+        model.reseed(0)
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            loss, _ = model(*inputs)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return loss, grads, counter.get_total_flops()
+
+    packed = loss_grads_flops()
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # the padded layout
+    padded = loss_grads_flops()
+    torch.testing.assert_close(packed[0], padded[0], rtol=1e-5, atol=1e-7)
+    for g, r in zip(packed[1], padded[1]):
+        assert (g is None) == (r is None)
+        if g is not None:
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+    assert packed[2] < padded[2]
 
 
 @pytest.mark.slow

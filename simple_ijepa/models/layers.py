@@ -1,8 +1,11 @@
 """Transformer building blocks shared by the encoder and the predictor.
 
-Shapes: B = batch, N = tokens, D = width, H = heads, Dh = head width.
+Shapes: B = batch, N = tokens, D = width, H = heads, Dh = head width, T = real tokens of a padded
+batch (`PackedTokens`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -26,6 +29,33 @@ def sincos_pos_embed_2d(grid: int, dim: int) -> torch.Tensor:
     return torch.cat([encode(rows), encode(cols)], dim=1).float()
 
 
+@dataclass
+class PackedTokens:
+    """The real tokens of a padded batch [B, K, C], packed as [T, C] (T = number of real tokens), so
+    that per-token layers (LayerNorm, QKV, projection, MLP) compute nothing for padding slots; only
+    attention unpacks to [B, K, C] and masks the padding keys.
+
+    index: [T] long, the real slots of the flattened [B*K]; bias: [B, 1, 1, K] key-padding logits."""
+    index: torch.Tensor
+    batch: int
+    length: int
+    bias: torch.Tensor
+
+    @classmethod
+    def from_valid(cls, valid: torch.Tensor) -> "PackedTokens":
+        """valid: bool [B, K], True = a real token (every row needs at least one)."""
+        return cls(valid.flatten().nonzero().squeeze(1), valid.shape[0], valid.shape[1], key_padding_bias(valid))
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, K, C] -> [T, C]."""
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """[T, C] -> [B, K, C], zeros in the padding slots."""
+        out = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy(0, self.index, x)
+        return out.view(self.batch, self.length, -1)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention` (flash kernels on GPU)."""
 
@@ -35,17 +65,24 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * heads * head_dim)
         self.proj = nn.Linear(heads * head_dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
+                packed: PackedTokens | None = None) -> torch.Tensor:
         """x: [B, N, D] -> [B, N, D]; attn_bias: optional additive logits bias [B, 1, N, N]
-        (-inf removes a key; Gated I-JEPA uses it for closed tokens)."""
-        B, N, _ = x.shape
+        (-inf removes a key; Gated I-JEPA uses it for closed tokens). With `packed`, x is [T, D]
+        (real tokens only) and so is the output: the QKV and output projections run on real tokens,
+        attention on the padded [B, K] layout with packed.bias masking the padding keys."""
+        qkv = self.qkv(x)
+        if packed is not None:
+            qkv, attn_bias = packed.unpack(qkv), packed.bias
+        B, N, _ = qkv.shape
         # q, k, v split along dim 2 (not by a permute): the backward then stacks their gradients
         # straight into the qkv output's layout, one copy instead of two.
-        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(B, N, 3, self.heads, self.head_dim).unbind(2))
+        q, k, v = (t.transpose(1, 2) for t in qkv.view(B, N, 3, self.heads, self.head_dim).unbind(2))
         if attn_bias is not None:
             attn_bias = attn_bias.to(q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)  # [B, H, N, Dh]
-        return self.proj(out.transpose(1, 2).reshape(B, N, self.heads * self.head_dim))
+        out = out.transpose(1, 2).reshape(B, N, self.heads * self.head_dim)
+        return self.proj(out if packed is None else packed.pack(out))
 
 
 class MLP(nn.Module):
@@ -68,8 +105,10 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), attn_bias)
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
+                packed: PackedTokens | None = None) -> torch.Tensor:
+        """x: [B, N, D], or [T, D] real tokens with `packed` (see PackedTokens)."""
+        x = x + self.attn(self.norm1(x), attn_bias, packed)
         return x + self.mlp(self.norm2(x))
 
 

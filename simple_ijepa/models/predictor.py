@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Block, init_weights, key_padding_bias, rescale_residual_branches, sincos_pos_embed_2d
+from .layers import Block, PackedTokens, init_weights, key_padding_bias, rescale_residual_branches, sincos_pos_embed_2d
 
 
 class Predictor(nn.Module):
@@ -54,12 +54,19 @@ class Predictor(nn.Module):
         # Row b*T + t = context of sample b + mask tokens of its block t (one copy: cat reads the
         # context through a broadcast view).
         x = torch.cat([ctx.unsqueeze(1).expand(-1, T, -1, -1), queries], dim=2).view(B * T, Kc + Kt, -1)
-        bias = None
+        valid = None
         if context_valid is not None:  # keys: the row's context (padding masked) + its mask tokens
-            valid = torch.cat([context_valid, context_valid.new_ones(B, Kt)], dim=1)  # [B, Kc + Kt]
-            bias = key_padding_bias(valid.repeat_interleave(T, dim=0))  # [B*T, 1, 1, Kc + Kt]
-        for block in self.blocks:
-            x = block(x, bias)
+            valid = torch.cat([context_valid, context_valid.new_ones(B, Kt)], dim=1).repeat_interleave(T, dim=0)
+        if valid is None or torch.compiler.is_compiling():  # (packing would break a compiled graph)
+            bias = key_padding_bias(valid)  # [B*T, 1, 1, Kc + Kt] or None
+            for block in self.blocks:
+                x = block(x, bias)
+        else:  # padded context: the rows' real tokens go through the blocks packed (PackedTokens)
+            packed = PackedTokens.from_valid(valid)  # rows [B*T, Kc + Kt]
+            x = packed.pack(x)
+            for block in self.blocks:
+                x = block(x, packed=packed)
+            x = packed.unpack(x)
         out = self.proj_out(self.norm(x[:, Kc:]))  # [B*T, Kt, D_enc]
         return out.view(B, T, Kt, -1)
 

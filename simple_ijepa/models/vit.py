@@ -12,7 +12,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Block, gather_tokens, init_weights, key_padding_bias, rescale_residual_branches, sincos_pos_embed_2d
+from .layers import (
+    Block,
+    PackedTokens,
+    gather_tokens,
+    init_weights,
+    key_padding_bias,
+    rescale_residual_branches,
+    sincos_pos_embed_2d,
+)
 
 
 @dataclass
@@ -71,14 +79,25 @@ class VisionTransformer(nn.Module):
     def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None,
                 keep_valid: torch.Tensor | None = None) -> torch.Tensor:
         """images: [B, C, H, W]; keep_idx: optional [B, K] token indices; keep_valid: optional bool
-        [B, K], False = a padding slot that no token attends to -> tokens [B, K or N, D]."""
+        [B, K], False = a padding slot -> tokens [B, K or N, D].
+
+        With keep_valid the real tokens go through the blocks packed ([T, D], models/layers.py
+        PackedTokens): padding costs attention only, and its output slots are zeros. Under
+        torch.compile the padded layout runs instead (packing has a data-dependent size, which
+        would break the graph): padding slots are computed and masked out of attention."""
         x = self.embed(images)
         if keep_idx is not None:
             x = gather_tokens(x, keep_idx)
-        bias = key_padding_bias(keep_valid)
+        if keep_valid is None or torch.compiler.is_compiling():
+            bias = key_padding_bias(keep_valid)
+            for block in self.blocks:
+                x = block(x, bias)
+            return self.norm(x)
+        packed = PackedTokens.from_valid(keep_valid)
+        x = packed.pack(x)
         for block in self.blocks:
-            x = block(x, bias)
-        return self.norm(x)
+            x = block(x, packed=packed)
+        return packed.unpack(self.norm(x))
 
     def last_blocks(self, images: torch.Tensor, k: int) -> list[torch.Tensor]:
         """The outputs of the last k blocks on the full image, each [B, N, D]; the last one is the
