@@ -74,6 +74,7 @@ class DataConfig:
     download: bool = False  # let torchvision download STL-10 / CIFAR-10 / Fashion-MNIST
     crop_scale: List[float] = field(default_factory=lambda: [0.3, 1.0])
     hflip: bool = True
+    decode_cache_mb: float = 1024.0  # folder: decode every image once into memory when they fit in this (0: never)
 
 
 @dataclass
@@ -298,6 +299,8 @@ def validate(cfg) -> None:
 
     _check(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
            f"expected [low, high] with 0 < low <= high <= 1, got {list(d.crop_scale)}.")
+    _check(d.decode_cache_mb >= 0, "data.decode_cache_mb",
+           f"must be >= 0 (0 = decode on read), got {d.decode_cache_mb}.")
     _check(o.num_epochs >= 1, "optim.num_epochs", f"must be >= 1, got {o.num_epochs}.")
     _check(o.learning_rate > 0, "optim.learning_rate", f"must be > 0, got {o.learning_rate}.")
     _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}.")

@@ -163,8 +163,9 @@ def test_a_flat_folder_keeps_its_80_20_split(tmp_path):
 
 
 def test_a_training_run_on_train_and_val_decodes_in_the_loader_workers(tmp_path, monkeypatch):
-    """Pretraining and the probe decode in DataLoader worker processes: pretraining at the larger
-    side (random squares), the probe at image_size."""
+    """Without the decode cache (data.decode_cache_mb=0: a folder too large for memory), pretraining
+    and the probe decode in DataLoader worker processes: pretraining at the larger side (random
+    squares), the probe at image_size."""
     from helpers import TINY_MODEL
 
     from simple_ijepa.data import datasets
@@ -183,10 +184,33 @@ def test_a_training_run_on_train_and_val_decodes_in_the_loader_workers(tmp_path,
         "data.dataset_name=folder", f"data.dataset_path={tmp_path / 'data'}", "model.image_size=16",
         "model.patch_size=4", "data.crop_scale=[0.3,1.0]", "dataloader.batch_size=4", "dataloader.num_workers=1",
         "optim.max_steps=3", "logging.log_every_n_steps=3", "eval.classifier=logistic", "eval.knn_k=3",
-        f"logging.save_model_dir={tmp_path / 'run'}"]))
+        "data.decode_cache_mb=0", f"logging.save_model_dir={tmp_path / 'run'}"]))
     assert out["step"] == 3 and 0 <= out["metrics"]["probe_teacher"] <= 1
     decodes = [line.split() for line in log_file.read_text().splitlines()]
     assert {pid for pid, _ in decodes}.isdisjoint({str(os.getpid())})  # none in the main process
     sizes = [int(size) for _, size in decodes]
     assert set(sizes) == {30, 16} and sizes.count(30) >= 3 * 4  # pretraining: 3 steps of 4 (+ prefetched)
     assert sizes.count(16) == 2 * (10 + 4)  # the probe: 2 encoders x (10 train/ + 4 val/ images)
+
+
+def test_a_small_folder_is_decoded_once_and_gives_the_same_squares(tmp_path, caplog):
+    """With the decode cache every file is decoded once, up front; each epoch's random squares are
+    the ones decoding on read gives, an unreadable file is still a black UNREADABLE image, and a
+    folder larger than the cache decodes on read."""
+    from simple_ijepa.data.datasets import UNREADABLE, build_dataset
+
+    imagenet_layout(tmp_path, n_train=5, n_val=1)
+    (tmp_path / "train" / "cat" / "broken.png").write_bytes(b"not an image")
+    on_read = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3, seed=1)
+    cached = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3, seed=1,
+                           cache_mb=1)
+    assert on_read._decoded is None and len(cached._decoded) == len(on_read) == 11
+    for epoch in (0, 3):
+        on_read.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        a, la = on_read.__getitems__(list(range(11)))
+        b, lb = cached.__getitems__(list(range(11)))
+        assert torch.equal(a, b) and torch.equal(la, lb) and (lb == UNREADABLE).sum() == 1
+    tiny_budget = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3,
+                                cache_mb=1e-4)
+    assert tiny_budget._decoded is None

@@ -11,6 +11,7 @@ import gzip
 import logging
 import math
 import os
+import time
 
 import numpy as np
 import torch
@@ -95,12 +96,42 @@ def decode_resized(path: str, side: int) -> np.ndarray:
         return np.asarray(im).transpose(2, 0, 1)
 
 
-def decode_image(path: str, size: int, window: float = 0.5) -> np.ndarray:
-    """One image file -> uint8 [3, size, size]: `decode_resized` to a shorter side of `size`, then
-    the square at `window` along the longer side (0 = left / top, 0.5 = the centre, 1 = right / bottom)."""
-    image = decode_resized(path, size)
+def square(image: np.ndarray, size: int, window: float = 0.5) -> np.ndarray:
+    """uint8 [3, H, W] with min(H, W) == size -> the [3, size, size] square at `window` along the
+    longer side (0 = left / top, 0.5 = the centre, 1 = right / bottom)."""
     top, left = (round(window * (n - size)) for n in image.shape[1:])
     return image[:, top:top + size, left:left + size]
+
+
+def decode_image(path: str, size: int, window: float = 0.5) -> np.ndarray:
+    """One image file -> uint8 [3, size, size]: `decode_resized` to a shorter side of `size`, then
+    its `square` at `window`."""
+    return square(decode_resized(path, size), size, window)
+
+
+def _decode_or_error(args: tuple[str, int]):
+    try:
+        return decode_resized(*args)
+    except Exception as e:  # noqa: BLE001 - reported when the image is read (ImageFolderDataset)
+        return e
+
+
+def decode_all(paths: list[str], side: int) -> list:
+    """Every file decoded to a shorter side of `side` (`decode_resized`), by a pool of up to
+    os.cpu_count() processes; a file that fails gives its exception in its place."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0, jobs = time.perf_counter(), [(p, side) for p in paths]
+    workers = min(len(paths) // 256 + 1, os.cpu_count() or 1)
+    if workers == 1:
+        decoded = [_decode_or_error(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            decoded = list(pool.map(_decode_or_error, jobs, chunksize=64))
+    mib = sum(getattr(d, "nbytes", 0) for d in decoded) / 2**20
+    log.info(f"Decoded {len(paths)} images once into memory ({mib:.0f} MiB) in {time.perf_counter() - t0:.1f} s "
+             f"with {workers} process(es); epochs read them from memory.")
+    return decoded
 
 
 class ImageFolderDataset(Dataset):
@@ -113,14 +144,21 @@ class ImageFolderDataset(Dataset):
     A file that cannot be decoded (corrupt, truncated, empty, not an image) never stops a run: it
     is logged once by name and read as a black image labelled UNREADABLE (-2), which the trainer
     counts and the probes leave out.
+
+    cache_mb > 0: when the resized images fit in that many MiB (estimated as N x 3 x size^2 x 4/3),
+    every file is decoded once, up front, by a pool of processes, and epochs cut their squares from
+    memory: a small folder then trains as fast as arrays (docs/data.md). Larger folders decode on read.
     """
 
     def __init__(self, paths: list[str], labels, num_classes: int, size: int, random_window: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, cache_mb: float = 0):
         self.paths, self.size = paths, size
         self.labels, self.num_classes = labels, num_classes
         self.random_window, self.seed, self.epoch = random_window, seed, 0
         self._reported: set[str] = set()
+        self._decoded: list | None = None  # per file: uint8 [3, H, W] (shorter side = size), or the error
+        if cache_mb > 0 and len(paths) * 3 * size * size * 4 / 3 <= cache_mb * 2 ** 20:
+            self._decoded = decode_all(paths, size)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's square windows (random_window); call before the epoch's DataLoader."""
@@ -143,7 +181,12 @@ class ImageFolderDataset(Dataset):
         labels = np.array(labels, dtype=np.int64)
         for k, i in enumerate(indices):
             try:
-                out[k] = decode_image(self.paths[i], self.size, self._window(i))
+                if self._decoded is None:
+                    out[k] = decode_image(self.paths[i], self.size, self._window(i))
+                elif isinstance(self._decoded[i], Exception):
+                    raise self._decoded[i]
+                else:
+                    out[k] = square(self._decoded[i], self.size, self._window(i))
             except Exception as e:  # noqa: BLE001 - PIL raises many kinds; any of them means the same here
                 labels[k] = UNREADABLE
                 if self.paths[i] not in self._reported:
@@ -232,7 +275,8 @@ def _class_labels(paths: list[str], root: str, classes: list[str] | None = None)
     return np.array([number[t] for t in tops], dtype=np.int64), classes
 
 
-def _folder(root: str, split: str, size: int, random_window: bool = False, seed: int = 0) -> ImageFolderDataset:
+def _folder(root: str, split: str, size: int, random_window: bool = False, seed: int = 0,
+            cache_mb: float = 0) -> ImageFolderDataset:
     """data.dataset_name=folder. With DIR/train/ and DIR/val/ (the ImageNet layout) these are the
     splits: train/ for pretraining and the probe's train split, val/ for its test split, each with
     class folders below it. Otherwise DIR (or DIR/train/ alone) is one folder: pretraining reads every
@@ -257,10 +301,10 @@ def _folder(root: str, split: str, size: int, random_window: bool = False, seed:
     if split != "unlabeled" and labels is None:
         raise DatasetError(f"Image folder {root!r} has no class sub-folders, so it has no labels to probe with; "
                            "put every image in a folder named after its class.")
-    return ImageFolderDataset(paths, labels, len(classes), size, random_window, seed)
+    return ImageFolderDataset(paths, labels, len(classes), size, random_window, seed, cache_mb)
 
 
-def _stl10(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int):
+def _stl10(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int, cache_mb: float):
     if download:
         from torchvision.datasets import STL10
 
@@ -269,17 +313,19 @@ def _stl10(root: str, split: str, download: bool, image_size: int, min_crop_scal
     return ImageArrayDataset(images, labels, num_classes=10)
 
 
-def _image_folder(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int):
+def _image_folder(root: str, split: str, download: bool, image_size: int, min_crop_scale, seed: int,
+                  cache_mb: float):
     if min_crop_scale is None:
         return _folder(root, split, image_size)
-    return _folder(root, split, pretrain_side(image_size, min_crop_scale), random_window=True, seed=seed)
+    return _folder(root, split, pretrain_side(image_size, min_crop_scale), random_window=True, seed=seed,
+                   cache_mb=cache_mb)
 
 
-# data.dataset_name -> loader(root, split, download, image_size, min_crop_scale, seed). A new dataset
-# is one loader and one line here (config.validate and the commands read the names from this table).
+# data.dataset_name -> loader(root, split, download, image_size, min_crop_scale, seed, cache_mb). A new
+# dataset is one loader and one line here (config.validate and the commands read the names from here).
 DATASETS = {
     "stl10": _stl10,
-    "digits": lambda root, split, download, image_size, min_crop_scale, seed: _digits(split),
+    "digits": lambda root, split, *_: _digits(split),
     "fashion_mnist": lambda root, split, download, *_: _fashion_mnist(root, split, download),
     "cifar10": lambda root, split, download, *_: _cifar10(root, split, download),
     "folder": _image_folder,
@@ -287,12 +333,13 @@ DATASETS = {
 
 
 def build_dataset(name: str, root: str, split: str, download: bool = False, image_size: int = 96,
-                  min_crop_scale: float | None = None, seed: int = 0):
+                  min_crop_scale: float | None = None, seed: int = 0, cache_mb: float = 0):
     """The `split` of dataset `name` under `root` as an ImageArrayDataset (ImageFolderDataset for
     "folder": its images are centre squares at `image_size`; for pretraining, `min_crop_scale` =
-    data.crop_scale[0] makes them squares at `pretrain_side`, at a random place seeded by `seed`)."""
+    data.crop_scale[0] makes them squares at `pretrain_side`, at a random place seeded by `seed`,
+    decoded once into memory when they fit in `cache_mb` MiB)."""
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; there are {tuple(DATASETS)}")
-    return DATASETS[name](root, split, download, image_size, min_crop_scale, seed)
+    return DATASETS[name](root, split, download, image_size, min_crop_scale, seed, cache_mb)

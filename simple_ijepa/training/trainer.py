@@ -179,7 +179,8 @@ def _start(cfg, info: DistInfo, loggers: list) -> Run:
 
     def load():  # rank 0 first (it may download), then the others
         return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
-                             image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed)
+                             image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed,
+                             cache_mb=cfg.data.decode_cache_mb)
     dataset = load() if info.is_main else None
     if info.enabled:
         dist.barrier()
