@@ -108,6 +108,8 @@ def test_readme_baseline_commands_run_on_cpu(fake_stl10, tmp_path):
                      + STL_TINY[:-3] + ["logging.log_every_n_steps=2", "eval.enabled=false"] + data, cwd=tmp_path)
     assert resume.returncode == 0, resume.stdout[-3000:]
     assert "Resumed from" in resume.stdout and "at step 3" in resume.stdout
+    # stderr is a pipe here (as under nohup / SLURM): plain progress lines, no bar redrawn with \r
+    assert "\r" not in resume.stdout and "train: 5/5 (100%)" in resume.stdout
     fp32 = run_cli([PYTHON, RUN_DDP, "variant=baseline", "optim.fp16_precision=false"] + STL_TINY + data,
                    cwd=tmp_path / "models")
     assert fp32.returncode == 0 and "training in fp32" not in fp32.stdout
@@ -147,3 +149,22 @@ def test_probes_run_at_their_own_interval_and_land_in_the_metrics(tmp_path):
         assert 0.0 <= rows[step]["probe_teacher"] <= 1.0
     assert "probe_teacher" not in rows[4]
     assert (tmp_path / "probe.png").is_file()
+
+
+def test_progress_in_a_log_file_is_a_plain_line_every_interval(caplog, monkeypatch):
+    import logging
+
+    from simple_ijepa.utils import progress as progress_mod
+
+    clock = iter(range(0, 10_000, 2))  # 2 s per step
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="simple_ijepa")
+    bar = progress_mod.progress(500, "train", every_s=60)  # pytest's stderr is not a terminal
+    assert isinstance(bar, progress_mod.PlainProgress)
+    for _ in range(500):
+        bar.update(1)
+        bar.set_postfix({"loss": "0.1"})
+    bar.close()
+    lines = [r.message for r in caplog.records if r.message.startswith("train:")]
+    assert 10 <= len(lines) <= 20  # ~1,000 s at one line per 60 s, and the last one (not 500 redrawn bars)
+    assert lines[-1].startswith("train: 500/500 (100%), 0.4") and lines[-1].endswith("it/s, loss=0.1")

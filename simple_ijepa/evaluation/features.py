@@ -7,6 +7,7 @@ rank 0 shows a progress bar on a terminal.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Callable
 
 import numpy as np
@@ -14,10 +15,10 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..data.augment import eval_transform
 from ..data.datasets import collate_batch
+from ..utils.progress import progress as progress_bar
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, S, S] -> [B, N, D] or [B, D]
 
@@ -78,8 +79,8 @@ def _extract(feature_fn: FeatureFn, dataset, indices: np.ndarray, image_size: in
              num_workers: int = 0, progress: bool = False):
     """Features float32 [len(indices), D] (D = 0 if empty) and labels int64 [len(indices)]."""
     feats, labels = [], []
-    bar = tqdm(total=len(indices), desc="probe features", unit="img", leave=False,
-               disable=None if progress else True)  # None: only on a terminal
+    bar = progress_bar(len(indices), "probe features", enabled=progress and sys.stderr.isatty(), unit="img",
+                       leave=False)  # (a probe takes seconds to minutes: no plain lines in a log file)
     for images, y in _batches(dataset, indices, batch_size, num_workers):
         x = eval_transform(images.to(device, non_blocking=True), image_size)
         feats.append(pool(feature_fn(x)).float().cpu().numpy())

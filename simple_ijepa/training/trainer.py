@@ -20,7 +20,6 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..analysis.collapse import collapse_stats, monitor_collapse
 from ..analysis.run_plots import plot_run
@@ -39,6 +38,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models import build_model
 from ..utils.distributed import DistInfo, all_reduce_mean, check_replicas_agree, cleanup_distributed, setup_distributed
 from ..utils.preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignal  # noqa: F401  (the exit code: tests)
+from ..utils.progress import progress
 from .loggers import build_loggers, metrics_line
 from .loggers.jsonl import METRICS_FILE, cut_metrics
 from .loggers.wandb import RUN_ID_FILE
@@ -129,7 +129,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     if info.is_main:
         cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
     losses = torch.zeros(log_every, device=info.device)
-    bar = tqdm(total=run.total_steps, initial=run.step, disable=not info.is_main, dynamic_ncols=True, desc="train")
+    bar = progress(run.total_steps, "train", initial=run.step, enabled=info.is_main)
     run.t_last, run.step_last = time.perf_counter(), run.step
 
     while run.step < run.total_steps:
