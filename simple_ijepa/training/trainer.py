@@ -12,39 +12,25 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
 
 from ..analysis.collapse import collapse_stats, monitor_collapse
 from ..analysis.run_plots import plot_run
-from ..checkpoints import (
-    checkpoint_names,
-    find_latest,
-    load_training_checkpoint,
-    restore_training_state,
-    save_run_checkpoint,
-)
-from ..config import make_config, resolve_precision, validate  # noqa: F401  (make_config: used from here too)
-from ..data import build_dataset, collate_batch
+from ..checkpoints import checkpoint_names, save_run_checkpoint
+from ..config import make_config, validate  # noqa: F401  (make_config: also imported from here)
 from ..data.datasets import UNREADABLE
-from ..data.samplers import epoch_sampler
-from ..errors import CheckpointError, ConfigError
-from ..models import build_model
+from ..errors import CheckpointError
 from ..utils.distributed import DistInfo, all_reduce_mean, check_replicas_agree, cleanup_distributed, setup_distributed
 from ..utils.preemption import PREEMPTED_EXIT_CODE, Preempted, StopSignal  # noqa: F401  (the exit code: tests)
 from ..utils.progress import progress
-from .loggers import build_loggers, metrics_line
-from .loggers.jsonl import METRICS_FILE, cut_metrics
-from .loggers.wandb import RUN_ID_FILE
-from .save_dir import SaveDirLock, check_save_dir, claim_save_dir
+from .loggers import metrics_line
+from .loggers.jsonl import cut_metrics
+from .run import Run, epoch_loader, resume_run, start_run
+from .save_dir import SaveDirLock, check_save_dir
 from .schedules import ema_momentum
-from .step import TrainStep, compile_net, effective_precision
 
 log = logging.getLogger("simple_ijepa")
 BAR_KEYS = ("loss", "lr", "ema_momentum", "images_per_s", "open_frac", "teacher_pooled_std", "teacher_rankme")
@@ -81,47 +67,10 @@ def train(cfg) -> dict:
         cleanup_distributed()
 
 
-@dataclass
-class Run:
-    """One training run's parts, and what the loop carries from one log step to the next."""
-    cfg: DictConfig
-    info: DistInfo
-    dataset: object
-    model: torch.nn.Module
-    train_step: TrainStep
-    steps_per_epoch: int
-    total_steps: int
-    loggers: list = field(default_factory=list)  # rank 0: metrics.jsonl, TensorBoard, W&B (training/loggers)
-    step: int = 0
-    collapse_ref: dict | None = None  # the collapse monitors at init (before step 0, or from the checkpoint)
-    warned_collapse: bool = False
-    unreadable: int = 0  # images of this process's batches that could not be decoded (data/datasets.py)
-    last_metrics: dict = field(default_factory=dict)
-    step_last: int = 0  # the step of the last log line, and when it was written
-    t_last: float = 0.0
-    saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
-    save_failed: bool = False  # the latest checkpoint write failed (disk full, file size limit, ...)
-
-    @property
-    def save_dir(self) -> str:
-        return self.cfg.logging.save_model_dir
-
-    @property
-    def metrics_path(self) -> str:
-        return os.path.join(self.save_dir, METRICS_FILE)
-
-    @property
-    def newest(self) -> str:
-        """Where the newest checkpoint on disk stands, for messages."""
-        if self.saved_step is None:
-            return f"there is no checkpoint of this run in {self.save_dir} yet"
-        return f"the newest checkpoint in {self.save_dir} is from step {self.saved_step}"
-
-
 def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     """The loop: a step per batch; at log / checkpoint / probe steps, the jobs in named functions."""
-    run = _start(cfg, info, loggers)
-    _resume(run)
+    run = start_run(cfg, info, loggers)
+    resume_run(run)
     rank, log_every = info.rank, cfg.logging.log_every_n_steps
     torch.manual_seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
@@ -133,7 +82,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     run.t_last, run.step_last = time.perf_counter(), run.step
 
     while run.step < run.total_steps:
-        for images_u8, labels in _epoch_loader(run):
+        for images_u8, labels in epoch_loader(run):
             run.unreadable += int((labels == UNREADABLE).sum())
             inputs = run.train_step.inputs(images_u8, run.step)
             if run.step == 0 and info.is_main:  # the teacher at init: what the collapse monitors compare with
@@ -162,80 +111,6 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
                 break
     bar.close()
     return _finish(run)
-
-
-def _start(cfg, info: DistInfo, loggers: list) -> Run:
-    """Claim the save dir, check the precision, start the loggers, load the data, build the model and its step."""
-    save_dir, world = cfg.logging.save_model_dir, info.world_size
-    if info.is_main and not cfg.logging.ckpt_path:
-        removed = claim_save_dir(save_dir, cfg.logging.overwrite, (METRICS_FILE, RUN_ID_FILE))
-        if removed:
-            log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
-    precision = effective_precision(resolve_precision(cfg.optim), info.device)
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
-    if info.is_main:
-        loggers += build_loggers(cfg, save_dir)
-
-    def load():  # rank 0 first (it may download), then the others
-        return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
-                             image_size=cfg.model.image_size, min_crop_scale=cfg.data.crop_scale[0], seed=cfg.seed,
-                             cache_mb=cfg.data.decode_cache_mb)
-    dataset = load() if info.is_main else None
-    if info.enabled:
-        dist.barrier()
-    if dataset is None:
-        dataset = load()
-    B = cfg.dataloader.batch_size
-    steps_per_epoch = len(dataset) // (B * world)
-    if steps_per_epoch == 0:
-        raise ConfigError(f"Invalid config `dataloader.batch_size`: {B} per process x {world} process(es) is more "
-                          f"than the {len(dataset)} images of {cfg.data.dataset_name}; lower it.")
-    total_steps = cfg.optim.max_steps or cfg.optim.num_epochs * steps_per_epoch
-
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = build_model(cfg).to(info.device)
-    net = DDP(model, device_ids=[info.device.index] if info.device.type == "cuda" else None) if world > 1 else model
-    if cfg.optim.compile:
-        net = compile_net(net)
-    train_step = TrainStep(cfg, model, info.device, precision, total_steps, info.rank, net)
-    n_params = sum(p.numel() for p in model.encoder.parameters())
-    log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
-             f"{world} process(es) on {info.device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
-             f"{total_steps} steps, precision {precision}")
-    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, loggers)
-
-
-def _resume(run: Run) -> None:
-    """Load `logging.ckpt_path` (a path, or "auto" = the newest in the save dir) into the run, if any."""
-    cfg, ckpt_path = run.cfg, run.cfg.logging.ckpt_path
-    if ckpt_path == "auto":
-        ckpt_path = find_latest(run.save_dir, cfg.variant)
-        found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint, fresh start"
-        log.info(f"logging.ckpt_path=auto: {found}")
-    if not ckpt_path:
-        return
-    state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True),
-                                     map_location=run.info.device)
-    if state["config_changes"] and run.info.is_main:
-        log.warning("Resuming with a configuration that differs from the checkpoint's: "
-                    + "; ".join(state["config_changes"]) + ".")
-    restore_training_state(state, ckpt_path, run.model, run.train_step.optimizer, run.train_step.scaler)
-    run.step, run.collapse_ref = state["step"], state.get("collapse_reference")
-    run.saved_step = run.step
-    log.info(f"Resumed from {ckpt_path} at step {run.step} (epoch {run.step // run.steps_per_epoch}).")
-
-
-def _epoch_loader(run: Run) -> DataLoader:
-    """The loader of the epoch `run.step` falls in, starting at that step's batch (exact resume)."""
-    cfg, B = run.cfg, run.cfg.dataloader.batch_size
-    epoch, skip = divmod(run.step, run.steps_per_epoch)
-    if hasattr(run.dataset, "set_epoch"):  # e.g. folders: where each image's square falls (a resume replays it)
-        run.dataset.set_epoch(epoch)
-    sampler = epoch_sampler(run.dataset, run.info.rank, run.info.world_size, cfg.seed, epoch, skip * B)
-    return DataLoader(run.dataset, batch_size=B, sampler=sampler,
-                      drop_last=True, collate_fn=collate_batch, num_workers=cfg.dataloader.num_workers,
-                      pin_memory=run.info.device.type == "cuda")
 
 
 def _due(run: Run, stop_now: bool) -> tuple[bool, bool, bool]:
