@@ -30,21 +30,43 @@ def timm_kwargs(config: ViTConfig) -> dict:
     No class token, patch tokens only (`no_embed_class`), the final LayerNorm on the tokens
     (`fc_norm=False`: not after pooling), average pooling and no head, so `forward_features` gives
     our tokens [B, N, D] and `forward` their mean [B, D]. timm's default norm (LayerNorm, eps 1e-6)
-    and activation (exact GELU) are ours. Raises ConfigError when timm cannot hold the encoder.
+    and activation (exact GELU) are ours. When heads x head_dim != hidden_dim (the default model:
+    6 x 64 = 384 inside 512) the kwargs carry "attn_head_dim", which `build_timm` turns into timm's
+    own `Attention(attn_head_dim=...)` as the blocks' attention layer.
     """
     c = config
+    kwargs = dict(img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.dim,
+                  depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=True, class_token=False,
+                  no_embed_class=True, global_pool="avg", fc_norm=False, num_classes=0)
     if c.heads * c.head_dim != c.dim:
-        fix = (f"model.head_dim={c.dim // c.heads}" if c.dim % c.heads == 0
-               else f"model.heads={c.dim // c.head_dim} model.head_dim={c.head_dim}" if c.dim % c.head_dim == 0
-               else "heads that divide hidden_dim")
-        raise ConfigError(
-            f"This encoder cannot be exported to timm: its attention is heads x head_dim = {c.heads} x "
-            f"{c.head_dim} = {c.heads * c.head_dim} wide, but its hidden_dim is {c.dim}, and timm's "
-            "VisionTransformer needs heads * head_dim == hidden_dim. Train with model.head_dim = "
-            f"hidden_dim / heads (here for example {fix}) to get an exportable encoder.")
-    return dict(img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.dim,
-                depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=True, class_token=False,
-                no_embed_class=True, global_pool="avg", fc_norm=False, num_classes=0)
+        kwargs["attn_head_dim"] = c.head_dim
+    return kwargs
+
+
+def build_timm(kwargs: dict):
+    """timm's `VisionTransformer(**kwargs)` for `timm_kwargs` (JSON-safe: an "attn_head_dim" entry
+    becomes `attn_layer=` a subclass of timm's Attention with that per-head width). Raises
+    ConfigError when the installed timm has no per-head width, ImportError without timm."""
+    import inspect
+
+    try:
+        from timm.models.vision_transformer import Attention
+        from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
+    except ImportError:
+        raise ImportError("timm export needs timm: pip install 'simple-ijepa[timm]' (or pip install timm).") from None
+    kwargs = dict(kwargs)
+    head_dim = kwargs.pop("attn_head_dim", None)
+    if head_dim is not None:
+        if "attn_head_dim" not in inspect.signature(Attention.__init__).parameters:
+            import timm
+
+            raise ConfigError(f"This encoder's attention is {kwargs['num_heads']} heads x {head_dim} wide inside a "
+                              f"{kwargs['embed_dim']}-wide model; timm {timm.__version__} has no attn_head_dim. "
+                              "pip install -U timm (1.0 has it).")
+        def init(self, *args, **kw):
+            Attention.__init__(self, *args, attn_head_dim=head_dim, **kw)
+        kwargs["attn_layer"] = type(f"AttentionHeadDim{head_dim}", (Attention,), {"__init__": init})
+    return TimmVisionTransformer(**kwargs)
 
 
 def timm_state_dict(encoder: VisionTransformer) -> dict[str, torch.Tensor]:
@@ -62,16 +84,10 @@ def to_timm(encoder: VisionTransformer):
     """timm's `VisionTransformer` with the encoder's weights, in eval mode on the encoder's device,
     whose `forward_features(images)` tokens [B, N, D] equal `encoder(images)`.
 
-    Needs `heads * head_dim == hidden_dim` (ConfigError otherwise, before timm is imported) and
-    timm (`pip install 'simple-ijepa[timm]'`).
+    Needs timm (`pip install 'simple-ijepa[timm]'`).
     """
-    kwargs = timm_kwargs(encoder.config)
-    try:
-        from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
-    except ImportError:
-        raise ImportError("to_timm needs timm: pip install 'simple-ijepa[timm]' (or pip install timm).") from None
     weight = encoder.patch_embed.weight
-    model = TimmVisionTransformer(**kwargs).to(device=weight.device, dtype=weight.dtype)
+    model = build_timm(timm_kwargs(encoder.config)).to(device=weight.device, dtype=weight.dtype)
     model.load_state_dict(timm_state_dict(encoder))
     return model.eval()
 
@@ -92,10 +108,16 @@ def timm_load_snippet(path: str) -> str:
         "import json",
         "from safetensors import safe_open",
         "from safetensors.torch import load_file",
-        "from timm.models.vision_transformer import VisionTransformer",
+        "from timm.models.vision_transformer import Attention, VisionTransformer",
         f"with safe_open({path!r}, framework='pt') as f:",
         "    kwargs = json.loads(f.metadata()['timm_kwargs'])",
-        "model = VisionTransformer(**kwargs)",
+        "if 'attn_head_dim' in kwargs:  # attention narrower than the model: timm's Attention takes the width",
+        "    head_dim = kwargs.pop('attn_head_dim')",
+        "    class NarrowAttention(Attention):",
+        "        def __init__(self, *args, **kw):",
+        "            super().__init__(*args, attn_head_dim=head_dim, **kw)",
+        "    kwargs['attn_layer'] = NarrowAttention",
+        "model = VisionTransformer(**kwargs)   # or: simple_ijepa.export.build_timm(kwargs)",
         f"model.load_state_dict(load_file({path!r}))",
         "model.eval()",
         "tokens = model.forward_features(images)   # [B, N, D], as our encoder(images)",

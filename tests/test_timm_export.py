@@ -9,7 +9,6 @@ from helpers import PYTHON, run_cli
 
 from simple_ijepa.checkpoints import save_encoder
 from simple_ijepa.cli.export import main as export
-from simple_ijepa.errors import ConfigError
 from simple_ijepa.export import to_timm
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 
@@ -54,16 +53,21 @@ def test_mlp_ratio_and_one_channel_carry_over():
         torch.testing.assert_close(to_timm(encoder).forward_features(images), encoder(images))
 
 
-@pytest.mark.parametrize("heads,head_dim,fix", [(6, 64, "model.heads=8 model.head_dim=64"),
-                                                (2, 8, "model.head_dim=16")])
-def test_attention_narrower_than_the_width_is_refused(heads, head_dim, fix):
-    dim = 512 if heads == 6 else 32
-    encoder = VisionTransformer(ViTConfig(image_size=32, patch_size=8, dim=dim, depth=1, heads=heads,
-                                          head_dim=head_dim, mlp_ratio=2.0))
-    with pytest.raises(ConfigError, match=rf"heads x head_dim = {heads} x {head_dim} = {heads * head_dim} wide, "
-                                          rf"but its hidden_dim is {dim}") as e:
-        to_timm(encoder)
-    assert "model.head_dim = hidden_dim / heads" in str(e.value) and fix in str(e.value)
+def test_the_default_model_exports_with_the_same_tokens():
+    """The README's default encoder (6 heads x 64 = 384 inside 512) through timm's attn_head_dim."""
+    from simple_ijepa.config import make_config
+    from simple_ijepa.models import ModelConfig
+
+    torch.manual_seed(0)
+    encoder = VisionTransformer(ModelConfig.from_flat(make_config().model).encoder).eval()
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    model = to_timm(encoder)
+    assert model.blocks[0].attn.qkv.out_features == 3 * 384 and model.embed_dim == 512
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(images), encoder(images))
 
 
 def test_command_writes_a_file_timm_loads(tmp_path, capsys):
@@ -85,12 +89,16 @@ def test_command_writes_a_file_timm_loads(tmp_path, capsys):
     torch.testing.assert_close(scope["features"], ours.mean(dim=1))
 
 
-def test_command_refuses_a_non_exportable_encoder_before_writing(tmp_path):
+def test_command_exports_a_narrow_attention_encoder_and_the_snippet_loads_it(tmp_path, capsys):
+    encoder = VisionTransformer(ViTConfig(**{**TINY, "head_dim": 8})).eval()
     path = str(tmp_path / "encoder_ddp.pth")
-    save_encoder(VisionTransformer(ViTConfig(**{**TINY, "head_dim": 8})), path)
-    with pytest.raises(ConfigError, match="cannot be exported to timm"):
-        export(["--ckpt_path", path, "--timm", str(tmp_path / "timm.safetensors")])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder_ddp.pth", "encoder_ddp.safetensors"]
+    save_encoder(encoder, path)
+    out = str(tmp_path / "timm.safetensors")
+    assert export(["--ckpt_path", path, "--timm", out])["attn_head_dim"] == 8
+    scope = {"images": torch.randn(2, 3, 32, 32)}
+    with torch.no_grad():
+        exec(capsys.readouterr().out.split("\n\n", 1)[1], scope)
+        torch.testing.assert_close(scope["tokens"], encoder(scope["images"]))
 
 
 def test_missing_timm_names_the_extra(monkeypatch):
