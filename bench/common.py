@@ -13,7 +13,7 @@ def seeded_bench_parser(description: str, classifier: str) -> argparse.ArgumentP
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data", default="./data", help="data root (the system copy is found on its own)")
     p.add_argument("--train_samples", type=int, default=10000, help="probe's train subset (of 60k)")
-    p.add_argument("--classifier", default=classifier, choices=("calibrated", "logistic"))
+    p.add_argument("--classifier", default=classifier, choices=("calibrated", "logistic", "torch"))
     p.add_argument("--out_dir", default=None, help="keep runs here (default: a temporary folder)")
     p.add_argument("--name", default=None, help="row name in the --json summary")
     p.add_argument("--json", default=None, help="append the summary as one JSON line to this file")

@@ -124,7 +124,7 @@ class EvalConfig:
     """Linear probe + k-NN during training."""
     enabled: bool = True
     every_n_steps: Optional[int] = None  # null = logging.log_every_n_steps
-    classifier: str = "calibrated"  # "calibrated" (Gated I-JEPA README) or "logistic"
+    classifier: str = "calibrated"  # "calibrated" (Gated I-JEPA README), "logistic" or "torch" (on the device)
     max_train_samples: Optional[int] = None  # subsample the probe's train split (speed); null = all, folder: 10k
     max_test_samples: Optional[int] = None  # likewise the test split
     knn_k: int = 20
@@ -334,8 +334,8 @@ def validate(cfg) -> None:
            "or set it to false.")
     _check(bool(cfg.logging.wandb_project.strip()), "logging.wandb_project", "must name a W&B project.")
     ev = cfg.eval
-    _check(ev.classifier in ("calibrated", "logistic"), "eval.classifier",
-           f"{ev.classifier!r} is not 'calibrated' or 'logistic'.")
+    _check(ev.classifier in ("calibrated", "logistic", "torch"), "eval.classifier",
+           f"{ev.classifier!r} is not 'calibrated', 'logistic' or 'torch'.")
     _check(ev.every_n_steps is None or ev.every_n_steps >= 1, "eval.every_n_steps", "must be >= 1 or null.")
     _check(ev.knn_k >= 1, "eval.knn_k", "must be >= 1.")
     _check(ev.batch_size >= 1, "eval.batch_size", "must be >= 1.")

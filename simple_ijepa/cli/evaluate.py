@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
     add_source_args(p)
     p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
-    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
+    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic", "torch"))
     p.add_argument("--max_train_samples", type=int, default=None, help="default: all (a folder: 10,000)")
     p.add_argument("--max_test_samples", type=int, default=None, help="default: all (a folder: 10,000)")
     p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),

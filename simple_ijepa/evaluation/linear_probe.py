@@ -107,8 +107,10 @@ class LinearProbe:
         tr, te = f.train_y != UNREADABLE, f.test_y != UNREADABLE
         if not (tr.all() and te.all()):
             f = ProbeFeatures(f.train_x[tr], f.train_y[tr], f.test_x[te], f.test_y[te])
-        return {"probe_acc": linear_probe_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.classifier),
-                "knn_acc": knn_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.knn_k)}
+        device = self.device if self.classifier == "torch" else None  # the torch probe and bank on the device
+        return {"probe_acc": linear_probe_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.classifier,
+                                                   device=device),
+                "knn_acc": knn_accuracy(f.train_x, f.train_y, f.test_x, f.test_y, self.knn_k, device=device)}
 
     def evaluate(self, model_or_feature_fn: nn.Module | FeatureFn, rank: int = 0, world_size: int = 1,
                  name: str = "encoder") -> dict[str, float]:
