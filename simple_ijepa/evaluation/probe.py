@@ -82,12 +82,13 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
 
 
 def torch_logistic_accuracy(train_x, train_y, test_x, test_y, C: float = 1.0, max_iter: int = 1000,
-                            device: torch.device | str | None = None, tol: float = 1e-6) -> float:
+                            device: torch.device | str | None = None, tol: float = 1e-4) -> float:
     """Multinomial logistic regression on standardised features, fitted with full-batch L-BFGS in
     torch, on `device` (default: the features' own, for tensors; else the CPU).
 
     Minimises mean_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n): scikit-learn's objective divided by
-    n, so C means the same. Features [n, D] / [m, D] (numpy or tensors), labels [n] / [m].
+    n, so C means the same; stops at a gradient of `tol` (scikit-learn's default tolerance).
+    Features [n, D] / [m, D] (numpy or tensors), labels [n] / [m].
     """
     def as_tensor(a, dtype):
         t = a if torch.is_tensor(a) else torch.from_numpy(np.asarray(a))
