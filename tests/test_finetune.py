@@ -28,7 +28,7 @@ def test_fine_tuning_beats_the_linear_probe_of_the_same_encoder(encoder_file, tm
 
     probe = LinearProbe(16, "./data", "digits", classifier="logistic").evaluate(load_encoder(encoder_file))
     top1 = finetune(["--ckpt_path", encoder_file, "--epochs", "15", "--out_dir", str(tmp_path)] + ARGS)
-    assert top1 > probe["probe_acc"] + 0.03, (top1, probe)  # measured: 0.94 vs 0.84
+    assert top1 > probe["probe_acc"] + 0.1, (top1, probe)  # measured: 0.967 vs 0.675
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"top1={top1:.4f}"
     with safe_open(str(tmp_path / "classifier.safetensors"), framework="pt") as f:
         meta = f.metadata()
