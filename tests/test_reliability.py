@@ -29,19 +29,25 @@ def baseline_run(tmp_path_factory):
     return run_dir
 
 
+def start_training(args: list[str], cwd, log_name: str) -> subprocess.Popen:
+    """Start `args` in `cwd`, logging to cwd/log_name, and return once the run has started training."""
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    with open(cwd / log_name, "w") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while "simple-ijepa: variant" not in (cwd / log_name).read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    return proc
+
+
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_auto_resumes(tmp_path):
     args = [PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=100000", "logging.log_every_n_steps=100000",
                                           "logging.save_model_dir=run"]
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    with open(tmp_path / "log.txt", "w") as log:
-        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while "simple-ijepa: variant" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
+    proc = start_training(args, tmp_path, "log.txt")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
     state = torch.load(tmp_path / "run" / "training_model_ddp.pth", weights_only=False)
     assert state["step"] > 0 and state["step"] % 10 == 0  # the step in flight finished, then saved
     resumed = run_cli(args[:-3] + [f"optim.max_steps={state['step'] + 2}", "logging.log_every_n_steps=1000",
@@ -411,18 +417,13 @@ def test_two_runs_side_by_side_in_one_save_dir(tmp_path):
     killed run is taken over."""
     args = [PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=100000", "logging.log_every_n_steps=100000",
                                           "logging.save_model_dir=run"]
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    with open(tmp_path / "first.txt", "w") as log:
-        first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while "simple-ijepa: variant" not in (tmp_path / "first.txt").read_text() and time.time() < deadline:
-            time.sleep(0.2)
-        second = run_cli(args[:-1] + ["logging.save_model_dir=run", "logging.ckpt_path=auto"], cwd=tmp_path)
-        assert second.returncode == 2 and "another run" in second.stdout and f"pid {first.pid}" in second.stdout
-        first.kill()
-        first.wait()
+    first = start_training(args, tmp_path, "first.txt")
+    second = run_cli(args + ["logging.ckpt_path=auto"], cwd=tmp_path)
+    assert second.returncode == 2 and "another run" in second.stdout and f"pid {first.pid}" in second.stdout
+    first.kill()
+    first.wait()
     assert (tmp_path / "run" / ".run.lock").exists()  # SIGKILL left it behind
-    third = run_cli(args[:3] + DIGITS[3:] + ["optim.max_steps=2", "logging.log_every_n_steps=2",
+    third = run_cli([PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=2", "logging.log_every_n_steps=2",
                                              "logging.save_model_dir=run", "logging.overwrite=true"], cwd=tmp_path)
     assert third.returncode == 0, third.stdout[-2000:]
     assert not (tmp_path / "run" / ".run.lock").exists()
