@@ -62,6 +62,8 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
     Raises CheckpointError naming `option` (the setting that gave the path) when the file is
     missing, unreadable, or not one of ours. mmap=True leaves the tensors on disk (a cheap peek).
     """
+    if os.path.isdir(path):
+        raise CheckpointError(f"{option}={path!r} is a directory; pass a checkpoint file inside it.")
     if not os.path.isfile(path):
         raise CheckpointError(f"{option}={path!r}: no such file.")
     if path.endswith(".safetensors"):
@@ -78,8 +80,6 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
                                   f"({type(e).__name__}: {e}).") from None
         check_fields(blob, path)
         return blob
-    if os.path.isdir(path):
-        raise CheckpointError(f"{option}={path!r} is a folder; pass a checkpoint file inside it.")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:

@@ -120,9 +120,9 @@ def test_malformed_files_name_the_file_and_the_field(run_dir, tmp_path):
             with pytest.raises(CheckpointError) as e:
                 loaders[loader]()
             assert path in str(e.value) and f"`{field}" in str(e.value), (name, loader, str(e.value))
-    path = str(tmp_path / "encoder_is_a_folder.pth")
+    path = str(tmp_path / "encoder_ddp.pth")
     os.mkdir(path)
-    with pytest.raises(CheckpointError, match="folder"):
+    with pytest.raises(CheckpointError, match="is a directory; pass a checkpoint file inside it"):
         simple_ijepa.load_encoder(path)
 
 
