@@ -292,7 +292,7 @@ def validate(cfg) -> None:
         try:  # each strategy checks its own fit to the grid
             build_masks(mk.kind, grid, m.num_targets, mk)
         except ValueError as e:
-            key = "mask.context_budget" if "context_budget" in str(e) or "budget" in str(e) else "model.num_targets"
+            key = "mask.context_budget" if "budget" in str(e) else "model.num_targets"
             raise ConfigError(f"Invalid config `{key}`: {e} on a {grid}x{grid} grid (mask.kind="
                               f"{mk.kind}); lower model.num_targets, mask.target_scale, mask.min_context or "
                               "mask.context_budget, or use more patches.") from None
