@@ -60,7 +60,7 @@ def train(cfg) -> dict:
         return _train(cfg, info, stop, loggers)
     finally:
         for logger in loggers:  # however the run ended: done, stop signal, error
-            _guarded(logger.name, -1, logger.close, sys.exc_info()[1])
+            _guarded(f"closing the {logger.name}", None, logger.close, sys.exc_info()[1])
         if lock is not None:
             lock.release()
         stop.restore()
@@ -198,13 +198,14 @@ def _finish(run: Run) -> dict:
             "encoder_checkpoint": os.path.join(save_dir, encoder_name)}
 
 
-def _guarded(what: str, step: int, fn, *args):
-    """fn(*args), except that a failure logs one warning naming `what` and the reason, and returns
-    None: probes, monitors, plots, debug images and TensorBoard never stop a training run."""
+def _guarded(what: str, step: int | None, fn, *args):
+    """fn(*args), except that a failure logs one warning naming `what` (and the step, if any) and the
+    reason, and returns None: probes, monitors, plots, debug images and loggers never stop a run."""
     try:
         return fn(*args)
     except Exception as e:  # noqa: BLE001 - whatever went wrong, training goes on
-        log.warning(f"step {step}: {what} failed ({type(e).__name__}: {e}); training goes on without it.")
+        where = "" if step is None else f"step {step}: "
+        log.warning(f"{where}{what} failed ({type(e).__name__}: {e}); training goes on without it.")
         return None
 
 
