@@ -21,6 +21,14 @@ rows=(
   "weight decay 0.04 -> 0.4|optim.weight_decay=0.04 optim.weight_decay_end=0.4"
   "EMA end 0.999|ema.gamma_end=0.999"
   "target = last 2 blocks|model.target_layers=2"
+  # Screens on top of the best single change (run with BENCH_ARGS="--seeds 0" first).
+  "EMA end 0.999 + predictor depth 4|ema.gamma_end=0.999 model.predictor_depth=4"
+  "EMA end 0.999 + last 2 blocks|ema.gamma_end=0.999 model.target_layers=2"
+  "EMA end 0.999 + weight decay 0.04 -> 0.4|ema.gamma_end=0.999 optim.weight_decay=0.04 optim.weight_decay_end=0.4"
+  "EMA end 0.999 + lr 5e-4|ema.gamma_end=0.999 optim.learning_rate=5e-4"
+  "EMA end 0.999 + crops 0.3-1|ema.gamma_end=0.999 data.crop_scale=[0.3,1.0]"
+  "EMA end 0.999 + context budget 0.25|ema.gamma_end=0.999 mask.context_budget=0.25"
+  "EMA end 0.999 + smooth L1|ema.gamma_end=0.999 model.loss=smooth_l1"
 )
 wanted=("$@")
 [[ $# -gt 0 ]] || for row in "${rows[@]}"; do wanted+=("${row%%|*}"); done
