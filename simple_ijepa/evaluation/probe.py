@@ -2,7 +2,7 @@
 
 "calibrated" and "logistic" are scikit-learn's (single-threaded lbfgs on the CPU); "torch" is the
 same multinomial logistic regression (L2 penalty 1 / (2C) on the weights) fitted full-batch with
-L-BFGS on the features' device: for large probes (see docs/evaluation.md for its speed and accuracy).
+preconditioned L-BFGS on the features' device: for large probes (see docs/evaluation.md for its speed and accuracy).
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -82,12 +81,17 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
 
 
 def torch_logistic_accuracy(train_x, train_y, test_x, test_y, C: float = 1.0, max_iter: int = 1000,
-                            device: torch.device | str | None = None, tol: float = 1e-4) -> float:
+                            device: torch.device | str | None = None, tol: float = 1e-3) -> float:
     """Multinomial logistic regression on standardised features, fitted with full-batch L-BFGS in
     torch, on `device` (default: the features' own, for tensors; else the CPU).
 
-    Minimises mean_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n): scikit-learn's objective divided by
-    n, so C means the same; stops at a gradient of `tol` (scikit-learn's default tolerance).
+    Minimises mean_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n): scikit-learn's objective divided by n,
+    so C means the same; stops at a gradient of `tol`. Solved in a whitened basis: with
+    Sigma = V diag(lam) V^T the train covariance, W = P U for P = V diag(s), s = (lam + 1 / (C n))^-1/2,
+    so that the loss in U is nearly isotropic and L-BFGS stops within a few dozen evaluations
+    (26 at 50k x 192 Fashion-MNIST features) where the standardised basis needs hundreds. The gradient is
+    written out (softmax minus one-hot), not taken by autograd: G^T X is a fast wide matrix product
+    where autograd's X^T G is a slow skinny one on the CPU.
     Features [n, D] / [m, D] (numpy or tensors), labels [n] / [m].
     """
     def as_tensor(a, dtype):
@@ -99,16 +103,26 @@ def torch_logistic_accuracy(train_x, train_y, test_x, test_y, C: float = 1.0, ma
     xtr, xte = (xtr - mean) / std, (xte.to(xtr.device) - mean) / std
     n, d = xtr.shape
     k = int(max(ytr.max(), yte.max())) + 1
-    w = torch.zeros(d, k, device=xtr.device, requires_grad=True)
+    lam, vecs = torch.linalg.eigh((xtr.T @ xtr).double() / n)
+    s2 = 1.0 / (lam.clamp_min(0) + 1.0 / (C * n))  # [D]
+    precond = (vecs * s2.sqrt()).float()  # P [D, D]
+    penalty = (s2 / (C * n)).float()[:, None]  # ||P U||^2 / (C n) = sum_j s2_j ||U_j||^2 / (C n)
+    xtr, xte = xtr @ precond, xte @ precond
+    u = torch.zeros(d, k, device=xtr.device, requires_grad=True)
     b = torch.zeros(k, device=xtr.device, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=tol * 1e-3,
+    opt = torch.optim.LBFGS([u, b], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=tol * 1e-3,
                             history_size=20, line_search_fn="strong_wolfe")
+    rows = torch.arange(n, device=xtr.device)
 
+    @torch.no_grad()
     def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(xtr @ w + b, ytr) + (w * w).sum() / (2 * C * n)
-        loss.backward()
+        log_p = torch.addmm(b, xtr, u).log_softmax(1)  # [n, k]
+        loss = -log_p[rows, ytr].mean() + (penalty * u * u).sum() / 2
+        g = log_p.exp_()
+        g[rows, ytr] -= 1  # n x (d CE / d logits)
+        u.grad = (g.T @ xtr).T.contiguous().div_(n).add_(penalty * u)
+        b.grad = g.sum(0).div_(n)
         return loss
     opt.step(closure)
     with torch.no_grad():
-        return float(((xte @ w + b).argmax(1) == yte).float().mean())
+        return float(((xte @ u + b).argmax(1) == yte).float().mean())
