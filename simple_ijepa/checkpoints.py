@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 from .models import ARCH_KEYS, VARIANTS, model_class
+from .models.layers import POS_ORDERS
 from .models.vit import VisionTransformer, ViTConfig
 
 TRAIN_FORMAT = "simple-ijepa/train-v1"
@@ -62,10 +63,7 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
     Raises CheckpointError naming `option` (the setting that gave the path) when the file is
     missing, unreadable, or not one of ours. mmap=True leaves the tensors on disk (a cheap peek).
     """
-    if os.path.isdir(path):
-        raise CheckpointError(f"{option}={path!r} is a directory; pass a checkpoint file inside it.")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{option}={path!r}: no such file.")
+    _check_path(path, option)
     if path.endswith(".safetensors"):
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -80,8 +78,32 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
                                   f"({type(e).__name__}: {e}).") from None
         check_fields(blob, path)
         return blob
+    return check_format(read_torch_file(path, option, map_location, mmap), path, option)
+
+
+def check_format(blob, path: str, option: str) -> dict:
+    """`blob` (read from `path`) if it is one of our files with every field it needs (check_fields),
+    else CheckpointError naming `option`."""
+    if not isinstance(blob, dict) or blob.get("format") not in (TRAIN_FORMAT, ENCODER_FORMAT):
+        raise CheckpointError(f"{option}={path!r} is neither a simple-ijepa training checkpoint nor an encoder file.")
+    check_fields(blob, path)
+    return blob
+
+
+def _check_path(path: str, option: str) -> None:
+    if os.path.isdir(path):
+        raise CheckpointError(f"{option}={path!r} is a directory; pass a checkpoint file inside it.")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{option}={path!r}: no such file.")
+
+
+def read_torch_file(path: str, option: str, map_location="cpu", mmap: bool = False):
+    """Whatever a torch file holds, read with `torch.load(weights_only=True)` (tensors and plain
+    containers only, so no code runs): our files, and foreign ones such as the official I-JEPA
+    checkpoints (simple_ijepa/official.py). CheckpointError naming `option` when it cannot be read."""
+    _check_path(path, option)
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e):
             found = re.search(r"GLOBAL ([\w.]+)|global[s]? ([\w.]+)", str(e))
@@ -95,10 +117,6 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
     except Exception as e:  # noqa: BLE001 - any other read failure means the same thing here
         raise CheckpointError(f"{option}={path!r} is corrupt or not a torch file ({type(e).__name__}: {e}). "
                               "Use an earlier checkpoint from the checkpoints/ folder beside it.") from None
-    if not isinstance(blob, dict) or blob.get("format") not in (TRAIN_FORMAT, ENCODER_FORMAT):
-        raise CheckpointError(f"{option}={path!r} is neither a simple-ijepa training checkpoint nor an encoder file.")
-    check_fields(blob, path)
-    return blob
 
 
 def _field_error(path: str, field: str, why: str) -> CheckpointError:
@@ -115,7 +133,11 @@ def _check_vit_config(value, path: str) -> None:
     if missing or unknown:
         raise _field_error(path, "vit_config", f"lacks {missing} / has unknown keys {unknown}" if unknown
                            else f"lacks {missing}")
+    if value.get("pos_order", POS_ORDERS[0]) not in POS_ORDERS:  # (absent: a file from before the field)
+        raise _field_error(path, "vit_config.pos_order", f"must be one of {POS_ORDERS}, got {value['pos_order']!r}")
     for name, v in value.items():
+        if name == "pos_order":
+            continue
         number = (int, float) if name == "mlp_ratio" else (int,)
         if isinstance(v, bool) or not isinstance(v, number) or not v > 0:
             raise _field_error(path, f"vit_config.{name}", f"must be a positive number, got {v!r}")
@@ -124,7 +146,8 @@ def _check_vit_config(value, path: str) -> None:
                            f"patch_size {value['patch_size']}")
 
 
-def _check_tensors(value, path: str, field: str) -> None:
+def check_tensors(value, path: str, field: str) -> None:
+    """`field` must be a state dict ({name: tensor}): else CheckpointError naming the file and the field."""
     if not isinstance(value, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items()):
         raise _field_error(path, field, "must map parameter names to tensors")
 
@@ -133,13 +156,13 @@ def check_fields(blob: dict, path: str) -> None:
     """Every field a loader reads, with its type: CheckpointError naming the file and the field."""
     _check_vit_config(blob.get("vit_config"), path)
     if blob["format"] == ENCODER_FORMAT:
-        _check_tensors(blob.get("state_dict"), path, "state_dict")
+        check_tensors(blob.get("state_dict"), path, "state_dict")
         return
     if blob.get("variant") not in VARIANTS:
         raise _field_error(path, "variant", f"must be one of {tuple(VARIANTS)}, got {blob.get('variant')!r}")
     if not isinstance(blob.get("config"), dict) or not isinstance(blob["config"].get("model"), dict):
         raise _field_error(path, "config", "must be the run's configuration (a dict with a `model` section)")
-    _check_tensors(blob.get("model"), path, "model")
+    check_tensors(blob.get("model"), path, "model")
     for field in ("optimizer", "scaler"):
         if not isinstance(blob.get(field), dict):
             raise _field_error(path, field, f"must be a state dict, got {type(blob.get(field)).__name__}")
@@ -245,7 +268,7 @@ def find_latest(save_dir: str, variant: str) -> str | None:
 
 # Keys that must match to resume: what the weights mean and what they were trained on.
 RESUME_FIXED = ("variant", "data.dataset_name") + tuple(f"model.{k}" for k in ARCH_KEYS)
-RESUME_IGNORED = ("logging.ckpt_path", "logging.overwrite")  # how this run was started, not what it is
+RESUME_IGNORED = ("logging.ckpt_path", "logging.overwrite", "logging.init_from")  # how it started, not what it is
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -258,13 +281,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _defaults() -> dict:
+    """TrainConfig's defaults, flat: what a key that a saved configuration lacks stood for (the file
+    was written before the key existed, e.g. model.pos_order)."""
+    from omegaconf import OmegaConf
+
+    from .config import TrainConfig
+
+    return _flatten(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
+
+
 def config_differences(saved: dict, run: dict) -> tuple[list[str], list[str]]:
     """(refused, allowed): "key: checkpoint X, this run Y" for every key on which a checkpoint's
-    saved configuration and this run's differ. Refused: RESUME_FIXED and the model's own
-    resume_fixed_keys (the gate placement for a gated run). Allowed: everything else (a longer
-    schedule, logging, probes, ...)."""
+    saved configuration (a key it lacks at its default) and this run's differ. Refused:
+    RESUME_FIXED and the model's own resume_fixed_keys (the gate placement for a gated run).
+    Allowed: everything else (a longer schedule, logging, probes, ...)."""
     fixed = RESUME_FIXED + tuple(f"model.{k}" for k in model_class(run["variant"]).resume_fixed_keys)
-    a, b = _flatten(saved), _flatten(run)
+    a, b = {**_defaults(), **_flatten(saved)}, _flatten(run)
     refused, allowed = [], []
     for key in sorted(set(a) | set(b)):
         if key in RESUME_IGNORED or a.get(key) == b.get(key):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -18,6 +19,7 @@ from .errors import ConfigError
 from .masks import MASKS, build_masks
 from .models import VARIANTS, model_class
 from .models.gate_locations import GATE_LOCATIONS
+from .models.layers import POS_ORDERS
 from .presets import PRESETS
 
 LOSSES = ("mse", "smooth_l1")
@@ -36,6 +38,9 @@ class IJEPAConfig:
     predictor_dim: int = 384  # predictor width; projects in from and out to hidden_dim
     predictor_depth: int = 6
     predictor_heads: int = 6
+    predictor_head_dim: Optional[int] = None  # predictor per-head width; null = head_dim (official I-JEPA: 24)
+    predictor_mlp_ratio: Optional[float] = None  # null = mlp_ratio (official ViT-g: 4 here, 48/11 in the encoder)
+    pos_order: str = "row_col"  # 2-D sin-cos channel halves: row then column; "col_row" = the official I-JEPA's
     num_targets: int = 4
     loss: str = "mse"  # "mse" (Gated I-JEPA README's results) or "smooth_l1" (the I-JEPA code)
     sigreg_weight: float = 0.0  # weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
@@ -111,6 +116,7 @@ class LoggingConfig:
     save_model_dir: str = "./models"
     log_every_n_steps: int = 98
     ckpt_path: Optional[str] = None  # a path, or "auto" = latest checkpoint in save_model_dir
+    init_from: Optional[str] = None  # a fresh run starts from these weights (official I-JEPA or ours)
     keep_last: int = 3  # step-numbered training checkpoints kept beside the latest
     ckpt_every_n_steps: Optional[int] = None  # null = at every log step (as the Gated I-JEPA README says)
     overwrite: bool = False  # a fresh run may replace another run's files in save_model_dir
@@ -246,7 +252,13 @@ def validate(cfg) -> None:
         value = getattr(m, key)
         _check(value % 4 == 0, f"model.{key}", f"2-D sin-cos positions need a multiple of 4, got {value}; "
                f"use e.g. model.{key}={max(4, value // 4 * 4)}.")
+    _check(m.predictor_head_dim is None or m.predictor_head_dim >= 1, "model.predictor_head_dim",
+           f"must be a positive integer, or null for model.head_dim; got {m.predictor_head_dim}.")
     _check(m.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}.")
+    _check(m.predictor_mlp_ratio is None or m.predictor_mlp_ratio > 0, "model.predictor_mlp_ratio",
+           f"must be > 0, or null for model.mlp_ratio; got {m.predictor_mlp_ratio}.")
+    _check(m.pos_order in POS_ORDERS, "model.pos_order", f"{m.pos_order!r} is not one of {POS_ORDERS} "
+           "(col_row: the official I-JEPA checkpoints').")
     _check(m.loss in LOSSES, "model.loss", f"{m.loss!r} is not one of {LOSSES}.")
     _check(m.gate_location in GATE_LOCATIONS, "model.gate_location",
            f"{m.gate_location!r} is not one of {tuple(GATE_LOCATIONS)}.")
@@ -324,6 +336,10 @@ def validate(cfg) -> None:
     _check(e.update_gamma_every_n_steps >= 1, "ema.update_gamma_every_n_steps", "must be >= 1.")
     _check(cfg.logging.log_every_n_steps >= 1, "logging.log_every_n_steps", "must be >= 1.")
     _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
+    init_from = cfg.logging.init_from
+    _check(init_from is None or os.path.isfile(init_from), "logging.init_from",
+           f"{init_from!r}: no such file; pass an official I-JEPA checkpoint, an encoder file or a training "
+           "checkpoint (or null).")
     _check(cfg.logging.ckpt_every_n_steps is None or cfg.logging.ckpt_every_n_steps >= 1,
            "logging.ckpt_every_n_steps", "must be >= 1, or null to checkpoint at every log step.")
     _check(not cfg.logging.tensorboard or importlib.util.find_spec("tensorboard") is not None, "logging.tensorboard",

@@ -1,4 +1,5 @@
-"""Encoder export: `encoder_*.pth` (+ `.safetensors`), `load_encoder(path)`, and a timm model.
+"""Encoder export: `encoder_*.pth` (+ `.safetensors`), `load_encoder(path)`, a timm model, and the
+official I-JEPA checkpoints in (`from_official`, simple_ijepa/official.py).
 
     from simple_ijepa import load_encoder
     encoder = load_encoder("models/encoder_ddp.pth")   # a ready VisionTransformer in eval mode
@@ -8,7 +9,12 @@
     model = to_timm(encoder)                            # timm's VisionTransformer, same weights
     tokens = model.forward_features(images)             # [B, N, D], equal to encoder(images)
 
+    from simple_ijepa.export import from_official
+    official = from_official("IN1K-vit.h.14-300e.pth.tar")   # a facebookresearch/ijepa checkpoint
+    tokens = official.encoder(images)                   # [B, N, D], the official target encoder's
+
     python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --timm encoder_timm.safetensors
+    python -m simple_ijepa.export --from-official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import torch
 from .checkpoints import load_encoder, save_encoder, save_safetensors  # noqa: F401  (exported from here too)
 from .errors import ConfigError
 from .models.vit import VisionTransformer, ViTConfig
+from .official import from_official  # noqa: F401  (exported from here)
 
 TIMM_FORMAT = "simple-ijepa/timm-v1"
 

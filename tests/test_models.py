@@ -101,7 +101,8 @@ def test_models_are_built_from_parts_so_a_pretrained_encoder_can_be_passed_in():
     model = IJEPA(encoder, Predictor.from_config(c.encoder, c.predictor))
     assert model.encoder is encoder and torch.equal(model.target_encoder.pos_embed, encoder.pos_embed)
     assert ARCH_KEYS == ("image_size", "patch_size", "hidden_dim", "depth", "heads", "head_dim", "mlp_ratio",
-                         "predictor_dim", "predictor_depth", "predictor_heads")
+                         "pos_order", "predictor_dim", "predictor_depth", "predictor_heads", "predictor_head_dim",
+                         "predictor_mlp_ratio")
 
 
 def test_targets_from_the_last_blocks_and_centred_over_the_batch():

@@ -1,33 +1,84 @@
-"""Export a trained encoder as a timm VisionTransformer (the library: simple_ijepa/export.py).
+"""Export a trained encoder as a timm VisionTransformer (the library: simple_ijepa/export.py) or a
+Hugging Face IJepaModel (simple_ijepa/huggingface.py), or convert an official I-JEPA checkpoint into
+our encoder file (simple_ijepa/official.py).
 
     python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --timm encoder_timm.safetensors
+    python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --hf encoder_hf
+    python -m simple_ijepa.export --from-official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
 """
 from __future__ import annotations
 
 import argparse
 
-from ..checkpoints import load_encoder
+from ..checkpoints import load_encoder, save_encoder
 from ..errors import run_command
-from ..export import save_timm, timm_load_snippet
+from ..export import from_official, save_timm, timm_load_snippet
+from ..huggingface import save_hf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m simple_ijepa.export",
-                                description="Export a trained encoder as a timm VisionTransformer.")
-    p.add_argument("--ckpt_path", required=True,
+                                description="Export a trained encoder as a timm VisionTransformer or a Hugging "
+                                "Face IJepaModel, or an official I-JEPA checkpoint as our encoder file.")
+    p.add_argument("--ckpt_path",
                    help="encoder file (encoder_*.pth / .safetensors) or training checkpoint (its EMA teacher)")
-    p.add_argument("--timm", required=True, metavar="OUT.safetensors",
+    p.add_argument("--timm", metavar="OUT.safetensors",
                    help="where to write the timm state dict (its timm kwargs go in the file's metadata)")
+    p.add_argument("--hf", metavar="DIR", help="write a Hugging Face transformers IJepaModel folder (config.json + "
+                   "model.safetensors) for IJepaModel.from_pretrained(DIR); needs transformers")
+    add_official_args(p)
     args = p.parse_args(argv)
-    if not args.timm.endswith(".safetensors"):
+    check_official_args(p, args)
+    if args.timm is not None and not args.timm.endswith(".safetensors"):
         p.error(f"--timm {args.timm!r}: the file is written as safetensors; give it a .safetensors name.")
     return args
 
 
+def add_official_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("official I-JEPA checkpoints (facebookresearch/ijepa), our encoder file")
+    g.add_argument("--from-official", metavar="PATH",
+                   help="the input instead of --ckpt_path: an official checkpoint (e.g. IN1K-vit.h.14-300e.pth.tar), "
+                        "whose target encoder is exported")
+    g.add_argument("--out", metavar="OUT.pth", help="also write the encoder as our encoder file (+ .safetensors "
+                   "beside it), which load_encoder and logging.init_from read")
+    g.add_argument("--heads", type=int, help="--from-official: the encoder's heads, for a width that is none of the "
+                   "official sizes (they are not in the weights)")
+
+
+def check_official_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One input (--ckpt_path or --from-official), at least one output (--timm, --hf, --out)."""
+    if (args.ckpt_path is None) == (args.from_official is None):
+        p.error("give one input: --ckpt_path PATH (our encoder or training checkpoint) or --from-official PATH "
+                "(an official I-JEPA checkpoint).")
+    if args.timm is None and args.hf is None and args.out is None:
+        p.error("nothing to write: give --timm OUT.safetensors, --hf DIR and/or --out OUT.pth.")
+    if args.out is not None and not args.out.endswith(".pth"):
+        p.error(f"--out {args.out!r}: our encoder file is a .pth (its .safetensors goes beside it); give a .pth name.")
+    if args.heads is not None and (args.from_official is None or args.heads < 1):
+        p.error("--heads takes a positive number, with --from-official only.")
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Run the command; returns the timm kwargs written into the file."""
+    """Run the command; returns the timm kwargs written into the file ({} without --timm)."""
     args = parse_args(argv)
-    encoder = load_encoder(args.ckpt_path)
+    if args.from_official is None:
+        encoder = load_encoder(args.ckpt_path)
+    else:
+        official = from_official(args.from_official, args.heads)
+        encoder = official.encoder
+        keys = " ".join(f"model.{k}={v}" for k, v in official.model_keys.items())
+        print(f"Continue pretraining from {args.from_official} with these model.* keys:\n"
+              f"  python run_ddp.py logging.init_from={args.from_official} {keys}")
+    if args.out is not None:
+        save_encoder(encoder, args.out)
+        print(f"Wrote {args.out} (and its .safetensors): load_encoder({args.out!r}) reads it.")
+    if args.hf is not None:
+        config = save_hf(encoder, args.hf)
+        print(f"Wrote {args.hf}/config.json and model.safetensors: transformers IJepaConfig({config})")
+        print(f"Load it: IJepaModel.from_pretrained({args.hf!r}).eval()(pixel_values=images).last_hidden_state "
+              "# [B, N, D], equal to our encoder(images)")
+    if args.timm is None:
+        return {}
     kwargs = save_timm(encoder, args.timm)
     print(f"Wrote {args.timm}: timm VisionTransformer({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
     print("Load it in timm (images: [B, 3, S, S], normalised with ImageNet mean/std):\n")

@@ -4,7 +4,7 @@
 the model class what they need (`needs_masks`, `has_gates`, `file_suffix`, `probe_feature_fns`,
 ... see ijepa.JEPA). Importing this package needs torch only.
 """
-from .config import ARCH_KEYS, GateConfig, ModelConfig, PredictorConfig
+from .config import ARCH_KEYS, GateConfig, ModelConfig, PredictorConfig, arch_values
 from .gated_ijepa import GatedIJEPA
 from .ijepa import IJEPA, JEPA
 from .predictor import Predictor
@@ -26,4 +26,4 @@ def build_model(cfg) -> JEPA:
 
 
 __all__ = ["ARCH_KEYS", "GateConfig", "GatedIJEPA", "IJEPA", "JEPA", "ModelConfig", "Predictor", "PredictorConfig",
-           "VARIANTS", "VisionTransformer", "ViTConfig", "build_model", "model_class"]
+           "VARIANTS", "VisionTransformer", "ViTConfig", "arch_values", "build_model", "model_class"]

@@ -3,11 +3,12 @@
 The configuration keeps one flat `model.*` section (`model.hidden_dim`, `model.predictor_depth`, ...).
 `ModelConfig.from_flat` maps it onto the parts through one table, `FLAT_KEYS`; the modules then take
 plain values only. `ARCH_KEYS` (what a checkpoint must agree on to be loaded) derives from the same
-table: the flat keys that feed the encoder or the predictor. Torch-free.
+table: the flat keys that feed the encoder or the predictor; `arch_values` maps parts back onto them.
+Torch-free.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 from .vit import ViTConfig
@@ -54,8 +55,11 @@ class ModelConfig:
             return m
         parts: dict[str, dict] = {"encoder": {}, "predictor": {}, "gate": {}, "": {}}
         for key, targets in FLAT_KEYS.items():
+            value = getattr(m, key)
+            if value is None and key in SAME_AS:
+                value = getattr(m, SAME_AS[key])
             for part, name in targets:
-                parts[part][name] = getattr(m, key)
+                parts[part][name] = value
         return cls(ViTConfig(**parts["encoder"]), PredictorConfig(**parts["predictor"]), GateConfig(**parts["gate"]),
                    **parts[""])
 
@@ -68,11 +72,14 @@ FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "hidden_dim": (("encoder", "dim"),),
     "depth": (("encoder", "depth"),),
     "heads": (("encoder", "heads"),),
-    "head_dim": (("encoder", "head_dim"), ("predictor", "head_dim")),
-    "mlp_ratio": (("encoder", "mlp_ratio"), ("predictor", "mlp_ratio")),
+    "head_dim": (("encoder", "head_dim"),),
+    "mlp_ratio": (("encoder", "mlp_ratio"),),
+    "pos_order": (("encoder", "pos_order"),),
     "predictor_dim": (("predictor", "dim"),),
     "predictor_depth": (("predictor", "depth"),),
     "predictor_heads": (("predictor", "heads"),),
+    "predictor_head_dim": (("predictor", "head_dim"),),
+    "predictor_mlp_ratio": (("predictor", "mlp_ratio"),),
     "gate_layer_index": (("gate", "layer_index"),),
     "gate_location": (("gate", "location"),),
     "gate_beta": (("gate", "beta"),),
@@ -89,5 +96,18 @@ FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "target_center": (("", "target_center"),),
 }
 
-# Flat keys that change the shape of some weight: a checkpoint must agree on all of them.
+# Flat keys whose null stands for another key's value: the predictor's per-head width and MLP ratio
+# are the encoder's unless set (the official I-JEPA predictors differ: see simple_ijepa/official.py).
+SAME_AS = {"predictor_head_dim": "head_dim", "predictor_mlp_ratio": "mlp_ratio"}
+
+# Flat keys that change the shape or meaning of some weight: a checkpoint must agree on all of them.
 ARCH_KEYS = tuple(k for k, targets in FLAT_KEYS.items() if any(p in ("encoder", "predictor") for p, _ in targets))
+
+
+def arch_values(encoder: ViTConfig, predictor: PredictorConfig | None = None) -> dict:
+    """The ARCH_KEYS values (flat names, no `model.` prefix) that build these parts: the inverse of
+    `ModelConfig.from_flat` on them, with SAME_AS keys spelled out. Without a predictor, the
+    encoder's keys only."""
+    parts = {"encoder": asdict(encoder), "predictor": None if predictor is None else asdict(predictor)}
+    return {key: parts[part][name] for key, targets in FLAT_KEYS.items() for part, name in targets
+            if parts.get(part) is not None}

@@ -11,13 +11,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Which half of the channels of a 2-D sin-cos position encodes what: "row_col" (ours: the row, then
+# the column) or "col_row" (the official I-JEPA's: facebookresearch/ijepa src/models/vision_transformer.py,
+# `get_2d_sincos_pos_embed` builds `np.meshgrid(grid_w, grid_h)`, "here w goes first", and encodes grid[0],
+# the column index, into the first half).
+POS_ORDERS = ("row_col", "col_row")
 
-def sincos_pos_embed_2d(grid: int, dim: int) -> torch.Tensor:
+
+def sincos_pos_embed_2d(grid: int, dim: int, order: str = "row_col") -> torch.Tensor:
     """Fixed 2-D sin-cos position embedding (MAE / I-JEPA), row-major over a grid x grid image.
 
-    Returns [grid*grid, dim]: the first dim/2 channels encode the row, the last dim/2 the column.
+    Returns [grid*grid, dim]: with order "row_col" the first dim/2 channels encode the row, the last
+    dim/2 the column; "col_row" swaps the halves (the official I-JEPA layout, see POS_ORDERS). Each
+    half is [sin(pos * omega), cos(pos * omega)], omega_i = 1 / 10000^(i / (dim/4)), as the official
+    `get_1d_sincos_pos_embed_from_grid`.
     """
     assert dim % 4 == 0, "sin-cos 2-D positions need dim divisible by 4"
+    if order not in POS_ORDERS:
+        raise ValueError(f"position order {order!r} is not one of {POS_ORDERS}")
     omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
     coords = torch.arange(grid, dtype=torch.float64)
     rows, cols = torch.meshgrid(coords, coords, indexing="ij")
@@ -26,7 +37,8 @@ def sincos_pos_embed_2d(grid: int, dim: int) -> torch.Tensor:
         angles = pos.reshape(-1, 1) * omega.reshape(1, -1)
         return torch.cat([angles.sin(), angles.cos()], dim=1)
 
-    return torch.cat([encode(rows), encode(cols)], dim=1).float()
+    first, second = (rows, cols) if order == "row_col" else (cols, rows)
+    return torch.cat([encode(first), encode(second)], dim=1).float()
 
 
 @dataclass

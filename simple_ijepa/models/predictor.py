@@ -15,13 +15,13 @@ from .layers import Block, PackedTokens, init_weights, key_padding_bias, rescale
 
 class Predictor(nn.Module):
     def __init__(self, grid: int, embed_dim: int, dim: int, depth: int, heads: int, head_dim: int,
-                 mlp_ratio: float, with_mask_token: bool = True):
+                 mlp_ratio: float, with_mask_token: bool = True, pos_order: str = "row_col"):
         """with_mask_token=False: no mask token (for `forward_all` users, so that every parameter
-        receives a gradient under DDP)."""
+        receives a gradient under DDP). pos_order: the encoder's (ViTConfig.pos_order)."""
         super().__init__()
         self.proj_in = nn.Linear(embed_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_mask_token else None
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(grid, dim), persistent=False)
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(grid, dim, pos_order), persistent=False)
         self.blocks = nn.ModuleList(Block(dim, heads, head_dim, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.proj_out = nn.Linear(dim, embed_dim)
@@ -32,9 +32,10 @@ class Predictor(nn.Module):
 
     @classmethod
     def from_config(cls, encoder, predictor, with_mask_token: bool = True) -> "Predictor":
-        """From a ViTConfig (the grid and width it reads and predicts) and a PredictorConfig."""
+        """From a ViTConfig (the grid, width and position order it reads and predicts) and a PredictorConfig."""
         p = predictor
-        return cls(encoder.grid, encoder.dim, p.dim, p.depth, p.heads, p.head_dim, p.mlp_ratio, with_mask_token)
+        return cls(encoder.grid, encoder.dim, p.dim, p.depth, p.heads, p.head_dim, p.mlp_ratio, with_mask_token,
+                   encoder.pos_order)
 
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,6 +34,7 @@ class ViTConfig:
     head_dim: int
     mlp_ratio: float
     in_chans: int = 3
+    pos_order: str = "row_col"  # layers.POS_ORDERS; "col_row" = the official I-JEPA checkpoints' positions
 
     @property
     def grid(self) -> int:
@@ -50,7 +51,7 @@ class VisionTransformer(nn.Module):
         self.config = config
         c = config
         self.patch_embed = nn.Conv2d(c.in_chans, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(c.grid, c.dim), persistent=False)
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(c.grid, c.dim, c.pos_order), persistent=False)
         self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.head_dim, c.mlp_ratio) for _ in range(c.depth))
         self.norm = nn.LayerNorm(c.dim, eps=1e-6)
         self.reset_parameters()

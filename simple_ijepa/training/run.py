@@ -20,6 +20,7 @@ from ..data.samplers import epoch_sampler
 from ..errors import ConfigError
 from ..models import build_model
 from ..utils.distributed import DistInfo
+from .init_from import init_from
 from .loggers import build_loggers
 from .loggers.jsonl import METRICS_FILE
 from .loggers.wandb import RUN_ID_FILE
@@ -109,13 +110,16 @@ def start_run(cfg, info: DistInfo, loggers: list) -> Run:
 
 
 def resume_run(run: Run) -> None:
-    """Load `logging.ckpt_path` (a path, or "auto" = the newest in the save dir) into the run, if any."""
+    """Load `logging.ckpt_path` (a path, or "auto" = the newest in the save dir) into the run, if any;
+    a fresh run starts from `logging.init_from`'s weights, if set (training/init_from.py)."""
     cfg, ckpt_path = run.cfg, run.cfg.logging.ckpt_path
     if ckpt_path == "auto":
         ckpt_path = find_latest(run.save_dir, cfg.variant)
         found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint, fresh start"
         log.info(f"logging.ckpt_path=auto: {found}")
     if not ckpt_path:
+        if cfg.logging.init_from:
+            init_from(run.model, cfg)
         return
     state = load_training_checkpoint(ckpt_path, OmegaConf.to_container(cfg, resolve=True),
                                      map_location=run.info.device)
