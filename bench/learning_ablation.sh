@@ -29,6 +29,9 @@ rows=(
   "EMA end 0.999 + crops 0.3-1|ema.gamma_end=0.999 data.crop_scale=[0.3,1.0]"
   "EMA end 0.999 + context budget 0.25|ema.gamma_end=0.999 mask.context_budget=0.25"
   "EMA end 0.999 + smooth L1|ema.gamma_end=0.999 model.loss=smooth_l1"
+  "EMA end 0.999 + pooled target 1|ema.gamma_end=0.999 model.global_weight=1.0"
+  "EMA end 0.999 + pooled target 0.3|ema.gamma_end=0.999 model.global_weight=0.3"
+  "EMA end 0.999 + pooled target 1 + SIGReg 0.02|ema.gamma_end=0.999 model.global_weight=1.0 model.sigreg_weight=0.02"
 )
 wanted=("$@")
 [[ $# -gt 0 ]] || for row in "${rows[@]}"; do wanted+=("${row%%|*}"); done

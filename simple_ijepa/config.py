@@ -47,6 +47,7 @@ class IJEPAConfig:
     sigreg_slices: int = 256  # random directions per step for SIGReg
     target_layers: int = 1  # target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
     target_center: bool = False  # remove each position's batch mean from the targets (position alone predicts nothing)
+    global_weight: float = 0.0  # weight of the pooled target (LN of the mean teacher token, from the context); 0 = off
     # Gated I-JEPA (variant=gated)
     lambda_gates: float = 1.0
     gate_exp_alpha: float = 4.0
@@ -277,6 +278,9 @@ def validate(cfg) -> None:
            f"must be in [1, model.depth={m.depth}] (teacher blocks averaged into the target), got {m.target_layers}.")
     _check(m.sigreg_weight == 0 or cfg.variant == "baseline", "model.sigreg_weight",
            "SIGReg is implemented for variant=baseline only; set it to 0 for variant=gated.")
+    _check(m.global_weight >= 0, "model.global_weight", f"must be >= 0 (0 = off), got {m.global_weight}.")
+    _check(m.global_weight == 0 or cfg.variant == "baseline", "model.global_weight",
+           "the pooled target is implemented for variant=baseline only; set it to 0 for variant=gated.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
     _check(m.gate_exp_alpha > 0, "model.gate_exp_alpha",
            f"must be > 0: the penalty's steepness (the batch hold divides by its square), got {m.gate_exp_alpha}.")

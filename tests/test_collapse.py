@@ -102,3 +102,37 @@ def test_sigreg_weight_adds_the_term_to_the_training_loss(tmp_path):
     assert all(r["sigreg"] > 0 for r in rows)
     # the logged loss is the window mean of loss_pred + weight * sigreg, so it exceeds loss_pred alone
     assert rows[-1]["loss"] > rows[-1]["loss_pred"]
+
+
+def test_the_pooled_target_adds_its_term_and_trains_its_head(tmp_path):
+    """model.global_weight: loss = loss_pred + weight * MSE(head(mean of the context tokens),
+    LN(mean of the teacher's target tokens)); the head learns; off (0) there is no head at all."""
+    import json
+    import random
+
+    from simple_ijepa.masks import build_masks
+    from simple_ijepa.models.ijepa import IJEPA, regression_loss
+
+    cfg = make_config(DIGITS + ["model.global_weight=0.5"])
+    model = IJEPA.from_config(cfg.model)
+    assert IJEPA.from_config(make_config(DIGITS).model).global_head is None
+    torch.manual_seed(0)
+    images = torch.randn(4, 3, 16, 16)
+    masks = build_masks("multiblock", 8, cfg.model.num_targets, cfg.mask)(4, random.Random(0),
+                                                                            torch.Generator().manual_seed(0))
+    loss, stats = model(images, *masks)
+    h = model.teacher_features(images)
+    z = model.encoder(images, keep_idx=masks[0], keep_valid=masks[2])
+    valid = torch.ones(z.shape[:2], dtype=torch.bool) if masks[2] is None else masks[2]
+    pooled = (z * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
+    expected = regression_loss(model.global_head(pooled), torch.nn.functional.layer_norm(h.mean(1), (h.shape[-1],)),
+                               "mse")
+    assert torch.allclose(stats["loss_global"], expected, atol=1e-6)
+    assert torch.allclose(loss, stats["loss_pred"] + 0.5 * expected, atol=1e-6)
+    loss.backward()
+    assert model.global_head[0].weight.grad.abs().sum() > 0
+
+    train(make_config(DIGITS + ["optim.max_steps=4", "logging.log_every_n_steps=2", "model.global_weight=0.5",
+                                f"logging.save_model_dir={tmp_path}"]))
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert all(r["loss_global"] > 0 for r in rows) and rows[-1]["loss"] > rows[-1]["loss_pred"]

@@ -47,6 +47,7 @@ class ModelConfig:
     sigreg_slices: int
     target_layers: int = 1
     target_center: bool = False
+    global_weight: float = 0.0
 
     @classmethod
     def from_flat(cls, m) -> "ModelConfig":
@@ -94,6 +95,7 @@ FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "sigreg_slices": (("", "sigreg_slices"),),
     "target_layers": (("", "target_layers"),),
     "target_center": (("", "target_center"),),
+    "global_weight": (("", "global_weight"),),
 }
 
 # Flat keys whose null stands for another key's value: the predictor's per-head width and MLP ratio

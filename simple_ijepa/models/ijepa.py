@@ -119,13 +119,21 @@ class JEPA(nn.Module):
 
 class IJEPA(JEPA):
     needs_masks = True
+    resume_fixed_keys = ("global_weight",)  # on or off decides whether the pooled head exists
 
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "mse",
                  sigreg_weight: float = 0.0, sigreg_slices: int = 256, target_layers: int = 1,
-                 target_center: bool = False):
+                 target_center: bool = False, global_weight: float = 0.0):
         super().__init__(encoder, target_layers, target_center)
         self.predictor = predictor
         self.loss_kind, self.sigreg_weight, self.sigreg_slices = loss, float(sigreg_weight), int(sigreg_slices)
+        self.global_weight = float(global_weight)
+        # The pooled target's head: mean-pooled context tokens [B, D] -> the predicted pooled target [B, D],
+        # an MLP as wide as the predictor (BYOL's predictor; Grill et al. 2020). Only when the term is on.
+        self.global_head = None
+        if self.global_weight > 0:
+            dim, width = encoder.config.dim, predictor.proj_in.out_features
+            self.global_head = nn.Sequential(nn.Linear(dim, width), nn.GELU(), nn.Linear(width, dim))
 
     @classmethod
     def from_config(cls, model_cfg) -> "IJEPA":
@@ -133,7 +141,7 @@ class IJEPA(JEPA):
         c = ModelConfig.from_flat(model_cfg)
         encoder = VisionTransformer(c.encoder)
         return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices,
-                   c.target_layers, c.target_center)
+                   c.target_layers, c.target_center, c.global_weight)
 
     def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None):
@@ -141,7 +149,12 @@ class IJEPA(JEPA):
         bool [B, Kc] (False = padding, see simple_ijepa/masks) -> (loss, stats).
 
         loss = regression(predictor(encoder(context)), LN(teacher(image))[targets])
-               + model.sigreg_weight * SIGReg(mean-pooled student context tokens)   (if the weight > 0)
+               + model.global_weight * regression(head(mean(encoder(context))), LN(mean(LN(teacher(image)))))
+               + model.sigreg_weight * SIGReg(mean-pooled student context tokens)   (each if its weight > 0)
+
+        The pooled target (beyond the paper) asks the context to predict a summary of the whole image,
+        which only an image-level, position-free code can do: the token targets alone can be lowered
+        from the target positions (docs/experiments/learning.md).
         """
         B, T, Kt = target_idx.shape
         h = self.teacher_features(images)  # [B, N, D]
@@ -150,8 +163,16 @@ class IJEPA(JEPA):
         pred = self.predictor(z, context_idx, target_idx, context_valid)  # [B, T, Kt, D]
         loss_pred = regression_loss(pred.float(), targets.float(), self.loss_kind)
         stats = {"loss_pred": loss_pred.detach()}
-        if self.sigreg_weight == 0:
-            return loss_pred, stats
-        reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices, generator=self.generator)
-        stats["sigreg"] = reg.detach()
-        return loss_pred + self.sigreg_weight * reg, stats
+        loss = loss_pred
+        if self.global_head is not None:
+            pooled = h.mean(1)
+            pooled_target = F.layer_norm(pooled, pooled.shape[-1:])  # [B, D]
+            loss_global = regression_loss(self.global_head(masked_mean(z, context_valid)).float(),
+                                          pooled_target.float(), self.loss_kind)
+            stats["loss_global"] = loss_global.detach()
+            loss = loss + self.global_weight * loss_global
+        if self.sigreg_weight > 0:
+            reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices, generator=self.generator)
+            stats["sigreg"] = reg.detach()
+            loss = loss + self.sigreg_weight * reg
+        return loss, stats
