@@ -28,11 +28,12 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 from .models import ARCH_KEYS, VARIANTS, model_class
-from .models.layers import POS_ORDERS
+from .models.layers import POS_ORDERS, sincos_pos_embed_2d
 from .models.vit import VisionTransformer, ViTConfig
 
 TRAIN_FORMAT = "simple-ijepa/train-v1"
 ENCODER_FORMAT = "simple-ijepa/encoder-v1"
+TIMM_FORMAT = "simple-ijepa/timm-v1"  # `ijepa-export --timm` (simple_ijepa/export.py): timm names + kwargs
 
 
 def atomic_save(obj, path: str) -> None:
@@ -70,15 +71,44 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
 
         try:
             with safe_open(path, framework="pt") as f:
-                vit_config = json.loads(f.metadata()["vit_config"])
-            blob = {"format": ENCODER_FORMAT, "vit_config": vit_config,
-                    "state_dict": load_file(path, device=str(map_location))}
+                metadata = f.metadata()
+            state_dict = load_file(path, device=str(map_location))
+            if metadata.get("format") == TIMM_FORMAT:
+                blob = from_timm(json.loads(metadata["timm_kwargs"]), state_dict, path)
+            else:
+                blob = {"format": ENCODER_FORMAT, "vit_config": json.loads(metadata["vit_config"]),
+                        "state_dict": state_dict}
+        except CheckpointError:
+            raise
         except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
             raise CheckpointError(f"{option}={path!r} is corrupt or not a simple-ijepa .safetensors encoder "
                                   f"({type(e).__name__}: {e}).") from None
         check_fields(blob, path)
         return blob
     return check_format(read_torch_file(path, option, map_location, mmap), path, option)
+
+
+def from_timm(kwargs: dict, state: dict[str, torch.Tensor], path: str) -> dict:
+    """A file of `ijepa-export --timm` (timm's names, its kwargs) as our encoder blob {"format",
+    "vit_config", "state_dict"}: the inverse of export.timm_kwargs / timm_state_dict. timm's learned
+    `pos_embed` [1, N, D] must still be one of our fixed sin-cos tables (its order is kept); weights
+    trained further in timm with moving positions cannot come back."""
+    dim, heads = int(kwargs["embed_dim"]), int(kwargs["num_heads"])
+    config = {"image_size": int(kwargs["img_size"]), "patch_size": int(kwargs["patch_size"]),
+              "dim": dim, "depth": int(kwargs["depth"]), "heads": heads,
+              "head_dim": int(kwargs.get("attn_head_dim") or dim // heads), "mlp_ratio": float(kwargs["mlp_ratio"]),
+              "in_chans": int(kwargs.get("in_chans", 3))}
+    grid = config["image_size"] // config["patch_size"]
+    pos = state.pop("pos_embed", torch.empty(0)).float()
+    orders = [o for o in POS_ORDERS
+              if pos.numel() == grid * grid * dim and torch.allclose(pos.reshape(grid * grid, dim),
+                                                                     sincos_pos_embed_2d(grid, dim, o), atol=1e-5)]
+    if not orders:
+        raise CheckpointError(f"{path!r}: its timm `pos_embed` is not a fixed 2-D sin-cos table of a {grid}x{grid} "
+                              "grid (trained further in timm?); this project's encoder cannot hold learned positions.")
+    state = {(f"patch_embed.{k[len('patch_embed.proj.'):]}" if k.startswith("patch_embed.proj.") else k): v
+             for k, v in state.items()}
+    return {"format": ENCODER_FORMAT, "vit_config": {**config, "pos_order": orders[0]}, "state_dict": state}
 
 
 def check_format(blob, path: str, option: str) -> dict:

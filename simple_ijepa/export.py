@@ -22,12 +22,10 @@ import json
 
 import torch
 
-from .checkpoints import load_encoder, save_encoder, save_safetensors  # noqa: F401  (exported from here too)
+from .checkpoints import TIMM_FORMAT, load_encoder, save_encoder, save_safetensors  # noqa: F401  (exported here too)
 from .errors import ConfigError
 from .models.vit import VisionTransformer, ViTConfig
 from .official import from_official  # noqa: F401  (exported from here)
-
-TIMM_FORMAT = "simple-ijepa/timm-v1"
 
 
 # --- timm ----------------------------------------------------------------------------------------

@@ -111,3 +111,37 @@ def test_missing_timm_names_the_extra(monkeypatch):
 def test_module_help_runs_without_warnings(tmp_path):
     run = run_cli([PYTHON, "-W", "error", "-m", "simple_ijepa.export", "--help"], cwd=tmp_path, timeout=120)
     assert run.returncode == 0 and "--timm" in run.stdout, run.stdout
+
+
+def test_a_timm_file_loads_back_as_our_encoder_and_fine_tunes(tmp_path):
+    """`ijepa-export --timm` round trip: load_encoder (so evaluate, finetune and logging.init_from)
+    reads the timm file and gives the same tokens, for both position orders; finetune runs from it;
+    a timm file whose positions were trained further is refused by name."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from simple_ijepa.checkpoints import load_encoder, save_safetensors
+    from simple_ijepa.cli.finetune import main as finetune
+    from simple_ijepa.errors import CheckpointError
+    from simple_ijepa.export import save_timm
+
+    images = torch.randn(2, 3, 32, 32)
+    for order in ("row_col", "col_row"):
+        encoder = tiny_vit(seed=4, perturb=True, head_dim=8, pos_order=order)
+        path = str(tmp_path / f"{order}.safetensors")
+        save_timm(encoder, path)
+        back = load_encoder(path)
+        assert back.config == encoder.config
+        with torch.no_grad():
+            torch.testing.assert_close(back(images), encoder(images))
+    top1 = finetune(["--ckpt_path", path, "--dataset_name", "digits", "--device", "cpu", "--epochs", "1",
+                     "--batch_size", "128", "--out_dir", str(tmp_path / "ft")])
+    assert 0.0 <= top1 <= 1.0
+
+    state = load_file(path)
+    state["pos_embed"] = state["pos_embed"] + 0.01
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    save_safetensors(state, str(tmp_path / "moved.safetensors"), metadata)
+    with pytest.raises(CheckpointError, match="pos_embed"):
+        load_encoder(str(tmp_path / "moved.safetensors"))
