@@ -144,7 +144,8 @@ def numeric_keys(cfg, prefix=""):
 
 
 # Keys where 0 works (an "off" switch, a floor, an index) and where -1 works (gate_gamma must be negative).
-ZERO_WORKS = {"seed", "model.sigreg_weight", "model.global_weight", "model.lambda_gates", "optim.weight_decay", "optim.warmup_fraction",
+ZERO_WORKS = {"seed", "model.sigreg_weight", "model.global_weight", "model.lambda_gates", "optim.weight_decay",
+              "optim.warmup_fraction",
               "optim.min_lr", "optim.grad_clip", "dataloader.num_workers", "ema.gamma",
               "ema.update_gamma_after_step", "logging.keep_last", "data.decode_cache_mb"}
 NEGATIVE_WORKS = {"model.gate_gamma"}
