@@ -52,3 +52,18 @@ def test_the_module_command_and_its_errors(encoder_file, tmp_path):
     bad = run_cli([PYTHON, "-m", "simple_ijepa.finetune", "--ckpt_path", str(tmp_path / "missing.pth")] + ARGS,
                   cwd=tmp_path)
     assert bad.returncode == 2 and "no such file" in bad.stdout and "Traceback" not in bad.stdout
+
+
+def test_fixed_subsets_for_low_label_fine_tuning(encoder_file, tmp_path):
+    """--max_train_samples / --max_test_samples: the steps per epoch follow the train subset, and
+    top-1 is counted on the test subset (a multiple of 1/50 here)."""
+    import json
+
+    from safetensors import safe_open
+
+    top1 = finetune(["--ckpt_path", encoder_file, "--epochs", "2", "--max_train_samples", "128",
+                     "--max_test_samples", "50", "--out_dir", str(tmp_path)] + ARGS)
+    assert round(top1 * 50, 6).is_integer()
+    with safe_open(str(tmp_path / "classifier.safetensors"), framework="pt") as f:
+        recipe = json.loads(f.metadata()["finetune"])
+    assert recipe["max_train_samples"] == 128 and recipe["max_test_samples"] == 50

@@ -41,10 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="area range of the training crops")
     p.add_argument("--no_hflip", action="store_true", help="no horizontal flips (e.g. digits)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max_train_samples", type=int, default=None,
+                   help="fine-tune on a fixed subset of this many training images (default: all)")
+    p.add_argument("--max_test_samples", type=int, default=None, help="score on a fixed test subset (default: all)")
     p.add_argument("--out_dir", default="./finetune")
     args = p.parse_args(argv)
-    for key in ("epochs", "batch_size"):
-        if getattr(args, key) < 1:
+    for key in ("epochs", "batch_size", "max_train_samples", "max_test_samples"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
             p.error(f"--{key} must be >= 1")
     if args.lr <= 0 or not 0 < args.layer_decay <= 1 or args.weight_decay < 0:
         p.error("--lr must be > 0, --layer_decay in (0, 1], --weight_decay >= 0")
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> float:
         torch.manual_seed(args.seed)
         encoder = VisionTransformer(encoder.config)
     cfg = FinetuneConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.layer_decay, args.linear,
-                         tuple(args.crop_scale), not args.no_hflip, args.seed)
+                         tuple(args.crop_scale), not args.no_hflip, args.seed, args.max_train_samples,
+                         args.max_test_samples)
     model, history = finetune(encoder, args.dataset_name, args.dataset_path, cfg, args.device, args.download)
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, "classifier.safetensors")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from ..data import build_dataset, eval_transform, random_resized_crop
 from ..models.vit import VisionTransformer
 from ..utils.progress import progress
+from .features import subset_indices
 
 
 class Classifier(nn.Module):
@@ -52,6 +54,8 @@ class FinetuneConfig:
     crop_scale: tuple[float, float] = (0.3, 1.0)
     hflip: bool = True
     seed: int = 0
+    max_train_samples: Optional[int] = None  # a fixed subset (seed 0, as the probe's): low-label fine-tuning
+    max_test_samples: Optional[int] = None
 
 
 def parameter_groups(model: Classifier, cfg: FinetuneConfig) -> list[dict]:
@@ -73,12 +77,14 @@ def parameter_groups(model: Classifier, cfg: FinetuneConfig) -> list[dict]:
 
 
 @torch.no_grad()
-def top1(model: nn.Module, dataset, image_size: int, device: torch.device, batch_size: int = 256) -> float:
-    """Top-1 accuracy on `dataset` (its unreadable images, label < 0, left out)."""
+def top1(model: nn.Module, dataset, image_size: int, device: torch.device, batch_size: int = 256,
+         indices: np.ndarray | None = None) -> float:
+    """Top-1 accuracy on `dataset`, or on its `indices` (unreadable images, label < 0, left out)."""
     model.eval()
+    indices = np.arange(len(dataset)) if indices is None else indices
     correct = counted = 0
-    for start in range(0, len(dataset), batch_size):
-        images, labels = dataset.__getitems__(list(range(start, min(start + batch_size, len(dataset)))))
+    for start in range(0, len(indices), batch_size):
+        images, labels = dataset.__getitems__(indices[start:start + batch_size].tolist())
         logits = model(eval_transform(images.to(device), image_size))
         correct += int(((logits.argmax(1).cpu() == labels) & (labels >= 0)).sum())
         counted += int((labels >= 0).sum())
@@ -98,7 +104,9 @@ def finetune(encoder: VisionTransformer, dataset_name: str, dataset_path: str, c
     if cfg.linear:
         model.encoder.requires_grad_(False)
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr)
-    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
+    train_idx = subset_indices(len(train_set), cfg.max_train_samples)
+    test_idx = subset_indices(len(test_set), cfg.max_test_samples)
+    steps_per_epoch = max(1, len(train_idx) // cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, steps_per_epoch
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     order = np.random.RandomState(cfg.seed)
@@ -108,7 +116,7 @@ def finetune(encoder: VisionTransformer, dataset_name: str, dataset_path: str, c
         model.train()
         if cfg.linear:
             model.encoder.eval()
-        perm = order.permutation(len(train_set))
+        perm = train_idx[order.permutation(len(train_idx))]
         for b in range(steps_per_epoch):
             images, labels = train_set.__getitems__(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist())
             images, labels = images[labels >= 0], labels[labels >= 0]  # (unreadable folder images: -2)
@@ -124,7 +132,7 @@ def finetune(encoder: VisionTransformer, dataset_name: str, dataset_path: str, c
             optimizer.step()
             step += 1
             bar.update(1)
-        history.append(top1(model, test_set, size, device))
+        history.append(top1(model, test_set, size, device, indices=test_idx))
         bar.set_postfix({"loss": f"{loss.item():.3f}", "top1": f"{history[-1]:.4f}"})
     bar.close()
     return model, history
