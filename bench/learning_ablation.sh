@@ -32,6 +32,9 @@ rows=(
   "EMA end 0.999 + pooled target 1|ema.gamma_end=0.999 model.global_weight=1.0"
   "EMA end 0.999 + pooled target 0.3|ema.gamma_end=0.999 model.global_weight=0.3"
   "EMA end 0.999 + pooled target 1 + SIGReg 0.02|ema.gamma_end=0.999 model.global_weight=1.0 model.sigreg_weight=0.02"
+  # The student probes above its teacher in most rows: a teacher that follows it faster.
+  "EMA 0.99 constant|ema.gamma_end=0.99"
+  "EMA 0.99 constant + predictor depth 4|ema.gamma_end=0.99 model.predictor_depth=4"
 )
 wanted=("$@")
 [[ $# -gt 0 ]] || for row in "${rows[@]}"; do wanted+=("${row%%|*}"); done
