@@ -65,3 +65,10 @@ def test_readme_cpu_small_command_on_a_folder_then_evaluate(tmp_path):
                   "--dataset_name", "folder", "--dataset_path", str(data), "--classifier", "logistic"], cwd=tmp_path)
     assert ev.returncode == 0, ev.stdout[-3000:]
     assert "random init" in ev.stdout and "pretrained" in ev.stdout
+
+
+def test_cpu_long_is_cpu_small_for_longer():
+    small, long = (OmegaConf.to_container(make_config([f"experiment={n}"])) for n in ("cpu_small", "cpu_long"))
+    assert long["optim"].pop("max_steps") == 2 * small["optim"].pop("max_steps") == 2000
+    assert long["eval"].pop("every_n_steps") == 1000 and small["eval"].pop("every_n_steps") == 500
+    assert long == small and small["ema"]["gamma_end"] == 0.999
