@@ -6,18 +6,40 @@ of bench/fashion_mnist_probe.py run at several step counts (one line per step co
     python bench/learning_curve.py bench/results/learning_curve.jsonl docs/experiments/learning_curve.png
 
 Prints a markdown table (steps, seeds, minutes, teacher linear and 20-NN, random init, raw pixels) and
-draws the figure: accuracy against the mean training minutes of each step count, with the raw-pixel and
-random-init probes as horizontal lines. Lines of several recipes are told apart by their "name".
+draws the figure: accuracy against the training minutes of each step count, with the raw-pixel and
+random-init probes as horizontal lines. Minutes are the fastest seed's (the others may have shared
+the cores with other jobs). Lines of the same name and step count (seeds run apart) are merged.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import mean_std  # noqa: E402
+
+
+def merge(rows: list[dict]) -> list[dict]:
+    """One row per (name, steps): per-seed figures pooled, mean +- std recomputed, minutes = fastest seed."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["name"], r["steps"])].extend(r["per_seed"])
+    out = []
+    for (name, steps), seeds in groups.items():
+        first = next(r for r in rows if (r["name"], r["steps"]) == (name, steps))
+        row = {**first, "seeds": [s["seed"] for s in seeds], "per_seed": seeds}
+        for key in ("teacher linear", "teacher knn", "student linear", "student knn", "random init linear",
+                    "random init knn", "loss"):
+            row[key] = list(mean_std([s[key] for s in seeds]))
+        row["train_minutes"] = [min(s["train_minutes"] for s in seeds), 0.0]
+        out.append(row)
+    return out
+
 
 def main() -> None:
-    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    rows = merge([json.loads(line) for line in open(sys.argv[1]) if line.strip()])
     print("| recipe | steps | seeds | training minutes | teacher linear | teacher 20-NN | random init linear / 20-NN |")
     print("|---|---|---|---|---|---|---|")
     curves = defaultdict(list)
