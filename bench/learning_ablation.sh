@@ -7,9 +7,12 @@
 #   bash bench/learning_ablation.sh               # every row, in this file's order
 #   bash bench/learning_ablation.sh "EMA end 0.999" "cpu_small"   # these rows (exact names), in this order
 #   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
+# The rows were measured when cpu_small's EMA ramp still ended at 1.0: every row starts from
+# ema.gamma_end=1.0 (BASE), which a row's own ema.gamma_end overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/learning_ablation.jsonl}
+BASE=${BASE:-ema.gamma_end=1.0}
 mkdir -p "$(dirname "$OUT")"
 rows=(
   "cpu_small|"
@@ -45,5 +48,5 @@ for want in "${wanted[@]}"; do
   name=${row%%|*}; overrides=${row#*|}
   echo "== $name: $overrides"
   # shellcheck disable=SC2086
-  "${PYTHON:-python}" bench/fashion_mnist_probe.py $overrides --train_samples 5000 --cache bench/results/probe_cache.json ${BENCH_ARGS:-} --name "$name" --json "$OUT"
+  "${PYTHON:-python}" bench/fashion_mnist_probe.py $BASE $overrides --train_samples 5000 --cache bench/results/probe_cache.json ${BENCH_ARGS:-} --name "$name" --json "$OUT"
 done
