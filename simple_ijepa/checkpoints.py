@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 from .models import ARCH_KEYS, VARIANTS, model_class
-from .models.layers import POS_ORDERS, sincos_pos_embed_2d
+from .models.layers import POS_ORDERS, is_sincos_table
 from .models.vit import VisionTransformer, ViTConfig
 
 TRAIN_FORMAT = "simple-ijepa/train-v1"
@@ -99,16 +99,20 @@ def from_timm(kwargs: dict, state: dict[str, torch.Tensor], path: str) -> dict:
               "head_dim": int(kwargs.get("attn_head_dim") or dim // heads), "mlp_ratio": float(kwargs["mlp_ratio"]),
               "in_chans": int(kwargs.get("in_chans", 3))}
     grid = config["image_size"] // config["patch_size"]
-    pos = state.pop("pos_embed", torch.empty(0)).float()
-    orders = [o for o in POS_ORDERS
-              if pos.numel() == grid * grid * dim and torch.allclose(pos.reshape(grid * grid, dim),
-                                                                     sincos_pos_embed_2d(grid, dim, o), atol=1e-5)]
+    pos = state.get("pos_embed", torch.empty(0))
+    orders = [o for o in POS_ORDERS if is_sincos_table(pos, grid, dim, o)]
     if not orders:
         raise CheckpointError(f"{path!r}: its timm `pos_embed` is not a fixed 2-D sin-cos table of a {grid}x{grid} "
                               "grid (trained further in timm?); this project's encoder cannot hold learned positions.")
-    state = {(f"patch_embed.{k[len('patch_embed.proj.'):]}" if k.startswith("patch_embed.proj.") else k): v
-             for k, v in state.items()}
-    return {"format": ENCODER_FORMAT, "vit_config": {**config, "pos_order": orders[0]}, "state_dict": state}
+    return {"format": ENCODER_FORMAT, "vit_config": {**config, "pos_order": orders[0]},
+            "state_dict": vit_state_in_our_names(state)}
+
+
+def vit_state_in_our_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A timm-named ViT state dict (timm's, and the official I-JEPA encoder's: the same names) in
+    ours: patch_embed.proj.* -> patch_embed.*, the fixed `pos_embed` dropped (ours is a buffer
+    computed from the config); every other name is already ours."""
+    return {k.replace("patch_embed.proj.", "patch_embed.", 1): v for k, v in state.items() if k != "pos_embed"}
 
 
 def check_format(blob, path: str, option: str) -> dict:

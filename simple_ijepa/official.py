@@ -44,10 +44,10 @@ from typing import NamedTuple
 
 import torch
 
-from .checkpoints import check_tensors, load_weights, read_torch_file
+from .checkpoints import check_tensors, load_weights, read_torch_file, vit_state_in_our_names
 from .errors import CheckpointError
 from .models.config import PredictorConfig, arch_values
-from .models.layers import sincos_pos_embed_2d
+from .models.layers import is_sincos_table
 from .models.predictor import Predictor
 from .models.vit import VisionTransformer, ViTConfig
 
@@ -141,9 +141,9 @@ def official_configs(encoder: dict, predictor: dict, path: str, heads: int | Non
 
 
 def encoder_state(official: dict) -> dict:
-    """An official encoder state dict (unwrapped) in our names: patch_embed.proj.* -> patch_embed.*,
-    pos_embed dropped (ours is a buffer computed from the config)."""
-    return {k.replace("patch_embed.proj.", "patch_embed.", 1): v for k, v in official.items() if k != "pos_embed"}
+    """An official encoder state dict (unwrapped) in our names: timm's names
+    (checkpoints.vit_state_in_our_names: patch_embed.proj.* -> patch_embed.*, pos_embed dropped)."""
+    return vit_state_in_our_names(official)
 
 
 def predictor_state(official: dict) -> dict:
@@ -160,8 +160,7 @@ def predictor_state(official: dict) -> dict:
 def _check_positions(path: str, name: str, state: dict, key: str, grid: int, dim: int) -> None:
     """state[key], the file's fixed positions [1, N, dim], must be the official sin-cos table: the
     converted model rebuilds that one (sincos_pos_embed_2d, "col_row") instead of reading it."""
-    ours, table = sincos_pos_embed_2d(grid, dim, "col_row"), state.get(key, torch.empty(0))
-    if table.shape[-2:] != ours.shape or not torch.allclose(table.reshape(ours.shape).float(), ours, atol=1e-5):
+    if not is_sincos_table(state.get(key, torch.empty(0)), grid, dim, "col_row"):
         raise CheckpointError(f"Checkpoint {path!r}: `{name}.{key}` is not the official 2-D sin-cos table of a "
                               f"{grid}x{grid} grid, which the converted model would use instead.")
 

@@ -41,6 +41,14 @@ def sincos_pos_embed_2d(grid: int, dim: int, order: str = "row_col") -> torch.Te
     return torch.cat([encode(first), encode(second)], dim=1).float()
 
 
+def is_sincos_table(table: torch.Tensor, grid: int, dim: int, order: str) -> bool:
+    """Whether `table` ([N, dim] or [1, N, dim], e.g. a foreign checkpoint's pos_embed) is
+    `sincos_pos_embed_2d(grid, dim, order)` (to 1e-5)."""
+    ours = sincos_pos_embed_2d(grid, dim, order)
+    return tuple(table.shape[-2:]) == tuple(ours.shape) and torch.allclose(table.reshape(ours.shape).float(), ours,
+                                                                          atol=1e-5)
+
+
 @dataclass
 class PackedTokens:
     """The real tokens of a padded batch [B, K, C], packed as [T, C] (T = number of real tokens), so
