@@ -13,7 +13,6 @@ D at lr * decay^(D - i), the patch embedding at lr * decay^(D + 1), so early lay
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 from ..data import build_dataset, eval_transform, random_resized_crop
 from ..models.vit import VisionTransformer
+from ..training.schedules import learning_rate
 from ..utils.progress import progress
 from .features import subset_indices
 
@@ -121,8 +121,7 @@ def finetune(encoder: VisionTransformer, dataset_name: str, dataset_path: str, c
             images, labels = train_set.__getitems__(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist())
             images, labels = images[labels >= 0], labels[labels >= 0]  # (unreadable folder images: -2)
             x = random_resized_crop(images.to(device), size, cfg.crop_scale, hflip=cfg.hflip, generator=generator)
-            lr = cfg.lr * (step + 1) / warmup if step < warmup else \
-                0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            lr = learning_rate(step, total, cfg.lr, 0.0, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             with amp:

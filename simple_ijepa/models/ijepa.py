@@ -164,15 +164,18 @@ class IJEPA(JEPA):
         loss_pred = regression_loss(pred.float(), targets.float(), self.loss_kind)
         stats = {"loss_pred": loss_pred.detach()}
         loss = loss_pred
+        if self.global_head is None and self.sigreg_weight == 0:
+            return loss, stats
+        context_mean = masked_mean(z, context_valid)  # [B, D]
         if self.global_head is not None:
             pooled = h.mean(1)
             pooled_target = F.layer_norm(pooled, pooled.shape[-1:])  # [B, D]
-            loss_global = regression_loss(self.global_head(masked_mean(z, context_valid)).float(),
-                                          pooled_target.float(), self.loss_kind)
+            loss_global = regression_loss(self.global_head(context_mean).float(), pooled_target.float(),
+                                          self.loss_kind)
             stats["loss_global"] = loss_global.detach()
             loss = loss + self.global_weight * loss_global
         if self.sigreg_weight > 0:
-            reg = sigreg(masked_mean(z, context_valid), self.sigreg_slices, generator=self.generator)
+            reg = sigreg(context_mean, self.sigreg_slices, generator=self.generator)
             stats["sigreg"] = reg.detach()
             loss = loss + self.sigreg_weight * reg
         return loss, stats
