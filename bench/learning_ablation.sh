@@ -7,12 +7,12 @@
 #   bash bench/learning_ablation.sh               # every row, in this file's order
 #   bash bench/learning_ablation.sh "EMA end 0.999" "cpu_small"   # these rows (exact names), in this order
 #   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
-# The rows were measured when cpu_small's EMA ramp still ended at 1.0: every row starts from
-# ema.gamma_end=1.0 (BASE), which a row's own ema.gamma_end overrides.
+# The rows were measured when cpu_small's EMA ramp still ended at 1.0 and its rate decayed on a cosine
+# to 1e-6: every row starts from those (BASE), which a row's own ema.gamma_end / optim.min_lr overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/learning_ablation.jsonl}
-BASE=${BASE:-ema.gamma_end=1.0}
+BASE=${BASE:-ema.gamma_end=1.0 optim.min_lr=1e-6}
 mkdir -p "$(dirname "$OUT")"
 rows=(
   "cpu_small|"
@@ -42,6 +42,10 @@ rows=(
   # alone cannot predict the targets (the rate collapsed through a positional shortcut; collapse.md).
   "EMA end 0.999 + predictor depth 1|ema.gamma_end=0.999 model.predictor_depth=1"
   "EMA end 0.999 + target centred + lr 1e-3|ema.gamma_end=0.999 model.target_center=true optim.learning_rate=1e-3"
+  "EMA end 0.999 + batch 48|ema.gamma_end=0.999 dataloader.batch_size=48"
+  # Keep learning to the end of a short run (the cpu_small preset since; BENCH_ARGS="--steps 1000 --seeds 0").
+  "EMA end 0.999 + constant lr after warm-up|ema.gamma_end=0.999 optim.min_lr=3e-4"
+  "EMA 0.99 constant + constant lr after warm-up|ema.gamma_end=0.99 optim.min_lr=3e-4"
 )
 wanted=("$@")
 [[ $# -gt 0 ]] || for row in "${rows[@]}"; do wanted+=("${row%%|*}"); done

@@ -5,8 +5,9 @@ compare a linear probe and k-NN of the pretrained encoder with the same encoder 
     python -m simple_ijepa.demo optim.max_steps=100  # any TrainConfig override
 
 The demo is the `experiment=cpu_small` preset (see presets.py and docs/experiments/collapse.md) on the
-8x8 digits upsampled to its 28 px: a 7x7 grid of patches, a 192-wide encoder, EMA momentum from
-0.99 to 0.999, crops of 60-100% and no flips (digits are not mirror-symmetric), 300 steps. It prints the linear probe
+8x8 digits upsampled to its 28 px: a 7x7 grid of patches, a 192-wide encoder, a constant learning
+rate after the warm-up and a constant EMA momentum of 0.99, crops of 60-100% and no flips (digits are
+not mirror-symmetric), 300 steps. It prints the linear probe
 and k-NN of the EMA teacher and of the student next to the same encoder at random init.
 """
 from __future__ import annotations
