@@ -73,4 +73,5 @@ def test_cpu_long_is_cpu_small_for_longer():
     assert long["eval"].pop("every_n_steps") == 1000 and small["eval"].pop("every_n_steps") == 500
     assert long == small
     # cpu_small keeps learning to its last step: constant rate after the warm-up, constant EMA momentum.
-    assert small["optim"]["min_lr"] == small["optim"]["learning_rate"] and small["ema"]["gamma_end"] == small["ema"]["gamma"]
+    assert small["optim"]["min_lr"] == small["optim"]["learning_rate"]
+    assert small["ema"]["gamma_end"] == small["ema"]["gamma"]
