@@ -38,7 +38,7 @@ rows=(
   # The student probes above its teacher in most rows: a teacher that follows it faster.
   "EMA 0.99 constant|ema.gamma_end=0.99"
   "EMA 0.99 constant + predictor depth 4|ema.gamma_end=0.99 model.predictor_depth=4"
-  # Session 6 screens: a predictor too shallow to carry the task alone, and a higher rate once position
+  # More screens: a predictor too shallow to carry the task alone, and a higher rate once position
   # alone cannot predict the targets (the rate collapsed through a positional shortcut; collapse.md).
   "EMA end 0.999 + predictor depth 1|ema.gamma_end=0.999 model.predictor_depth=1"
   "EMA end 0.999 + target centred + lr 1e-3|ema.gamma_end=0.999 model.target_center=true optim.learning_rate=1e-3"
