@@ -140,12 +140,6 @@ def official_configs(encoder: dict, predictor: dict, path: str, heads: int | Non
     return encoder_config, predictor_config
 
 
-def encoder_state(official: dict) -> dict:
-    """An official encoder state dict (unwrapped) in our names: timm's names
-    (checkpoints.vit_state_in_our_names: patch_embed.proj.* -> patch_embed.*, pos_embed dropped)."""
-    return vit_state_in_our_names(official)
-
-
 def predictor_state(official: dict) -> dict:
     """An official predictor state dict (unwrapped) in our names (PREDICTOR_NAMES), without
     predictor_pos_embed."""
@@ -174,7 +168,8 @@ def official_weights(blob: dict, path: str, heads: int | None = None) -> Officia
     for name, state in (("encoder", encoder), ("target_encoder", target)):
         _check_positions(path, name, state, "pos_embed", enc_cfg.grid, enc_cfg.dim)
     _check_positions(path, "predictor", predictor, "predictor_pos_embed", enc_cfg.grid, pred_cfg.dim)
-    return OfficialWeights(enc_cfg, pred_cfg, encoder_state(encoder), encoder_state(target), predictor_state(predictor))
+    return OfficialWeights(enc_cfg, pred_cfg, vit_state_in_our_names(encoder), vit_state_in_our_names(target),
+                           predictor_state(predictor))
 
 
 def from_official(path: str, heads: int | None = None) -> OfficialModel:

@@ -15,7 +15,13 @@ import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
 
-from simple_ijepa.checkpoints import ENCODER_FORMAT, config_differences, load_encoder, save_encoder
+from simple_ijepa.checkpoints import (
+    ENCODER_FORMAT,
+    config_differences,
+    load_encoder,
+    save_encoder,
+    vit_state_in_our_names,
+)
 from simple_ijepa.cli.export import main as export
 from simple_ijepa.cli.export import parse_args
 from simple_ijepa.config import validate
@@ -23,7 +29,7 @@ from simple_ijepa.errors import CheckpointError, ConfigError
 from simple_ijepa.export import from_official
 from simple_ijepa.models import Predictor, VisionTransformer, ViTConfig, build_model
 from simple_ijepa.models.layers import sincos_pos_embed_2d
-from simple_ijepa.official import encoder_state, official_configs, predictor_state
+from simple_ijepa.official import official_configs, predictor_state
 from simple_ijepa.training.init_from import init_from
 from simple_ijepa.training.trainer import make_config, train
 
@@ -225,7 +231,7 @@ def test_every_official_size_maps_onto_ours(patch, size, embed_dim, depth, mlp_r
     assert (enc_cfg.image_size, enc_cfg.heads, enc_cfg.head_dim, enc_cfg.depth) == (size, 16, embed_dim // 16, depth)
     assert (pred_cfg.dim, pred_cfg.heads, pred_cfg.head_dim, pred_cfg.depth, pred_cfg.mlp_ratio) == (
         384, 16, 24, pred_depth, 4.0)
-    for mapped, own in ((encoder_state(encoder), ours[0]), (predictor_state(predictor), ours[1])):
+    for mapped, own in ((vit_state_in_our_names(encoder), ours[0]), (predictor_state(predictor), ours[1])):
         assert {k: v.shape for k, v in mapped.items()} == {k: v.shape for k, v in own.items()}
 
 
@@ -268,7 +274,7 @@ def test_init_from_official_starts_the_run_from_its_weights(official, tmp_path):
     state = torch.load(out["train_checkpoint"], weights_only=True)["model"]
     blob = torch.load(path, weights_only=True)
     for part in ("encoder", "target_encoder", "predictor"):
-        mapping = predictor_state if part == "predictor" else encoder_state
+        mapping = predictor_state if part == "predictor" else vit_state_in_our_names
         expected = mapping({k.removeprefix("module."): v for k, v in blob[part].items()})
         torch.testing.assert_close({k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f"{part}.")},
                                    expected)
