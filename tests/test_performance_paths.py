@@ -39,9 +39,11 @@ def slow_encode(vit, image: torch.Tensor, keep: torch.Tensor | None = None) -> t
 
 
 def reference_loss(model, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                   context_valid: torch.Tensor | None):
+                   context_valid: torch.Tensor | None, shared_context: bool = False):
     """I-JEPA's loss the slow way: per sample, per target block, one predictor call on
-    (that sample's own context tokens, no padding + that block's mask tokens)."""
+    (that sample's own context tokens, no padding + that block's mask tokens). shared_context: at
+    every block the context goes through on its own, and each target block's mask tokens through
+    (that context + themselves)."""
     pred = model.predictor
     B, T, Kt = target_idx.shape
     squared_errors = []
@@ -52,18 +54,30 @@ def reference_loss(model, images: torch.Tensor, context_idx: torch.Tensor, targe
         keep = context_idx[b] if context_valid is None else context_idx[b][context_valid[b]]
         context = pred.proj_in(slow_encode(model.encoder, images[b], keep))
         context = context + pred.pos_embed[keep]
-        for t in range(T):
-            queries = pred.mask_token[0] + pred.pos_embed[target_idx[b, t]]
-            y = torch.cat([context, queries])[None]
+        queries = [pred.mask_token[0] + pred.pos_embed[target_idx[b, t]] for t in range(T)]
+        if shared_context:
             for block in pred.blocks:
-                y = block(y)
-            out = pred.proj_out(pred.norm(y[0, -Kt:]))
+                queries = [block(torch.cat([context, q])[None])[0, -Kt:] for q in queries]
+                context = block(context[None])[0]
+        else:
+            for t in range(T):
+                y = torch.cat([context, queries[t]])[None]
+                for block in pred.blocks:
+                    y = block(y)
+                queries[t] = y[0, -Kt:]
+        for t in range(T):
+            out = pred.proj_out(pred.norm(queries[t]))
             squared_errors.append((out - teacher[target_idx[b, t]]) ** 2)
     return torch.stack(squared_errors).mean()
 
 
-def test_batched_predictor_matches_per_target_reference():
-    cfg = tiny_cfg("model.num_targets=3", "mask.target_scale=[0.1,0.2]")
+@pytest.mark.parametrize("extra", [[], ["model.predictor_depth=2", "mask.context_budget=0.25"],
+                                   ["model.predictor_depth=2", "model.predictor_shared_context=true"],
+                                   ["model.predictor_depth=2", "model.predictor_shared_context=true",
+                                    "mask.context_budget=0.25"]],
+                         ids=["padded-depth1", "budget-depth2", "shared-padded-depth2", "shared-budget-depth2"])
+def test_batched_predictor_matches_per_target_reference(extra):
+    cfg = tiny_cfg("model.num_targets=3", "mask.target_scale=[0.1,0.2]", *extra)
     torch.manual_seed(0)
     model = build_model(cfg)
     model.update_teacher(0.5)  # a teacher that differs from the student
@@ -74,12 +88,13 @@ def test_batched_predictor_matches_per_target_reference():
     images, context_idx, target_idx, context_valid = step.inputs(
         torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
     assert target_idx.shape[1] == 3
-    assert not context_valid.all()  # context counts differ: padding is used
+    # without a budget the context counts differ (padding is used); with one there is no padding
+    assert (context_valid is None) if "mask.context_budget=0.25" in extra else not context_valid.all()
 
     params = [p for p in model.parameters() if p.requires_grad]  # the student's and the predictor's
     loss, _ = model(images, context_idx, target_idx, context_valid)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    ref = reference_loss(model, images, context_idx, target_idx, context_valid)
+    ref = reference_loss(model, images, context_idx, target_idx, context_valid, model.shared_context)
     ref_grads = torch.autograd.grad(ref, params, allow_unused=True)
 
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-7)
@@ -87,6 +102,71 @@ def test_batched_predictor_matches_per_target_reference():
         assert (g is None) == (r is None)
         if g is not None:
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_shared_context_layout_computes_the_context_once():
+    """With one predictor block the shared-context layout predicts exactly what the per-block layout
+    does (the context's own outputs are never read); with two it differs (the context no longer sees
+    the mask tokens), and it costs fewer FLOPs: Kc + T*Kt tokens instead of T*(Kc + Kt)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for depth in (1, 2):
+        cfg = tiny_cfg("model.num_targets=4", "mask.target_scale=[0.1,0.2]", f"model.predictor_depth={depth}")
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        with torch.no_grad():  # weights away from init, whose small residual branches hide the difference
+            for p in model.predictor.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
+        _, context_idx, target_idx, valid = step.inputs(torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
+        z = torch.randn(4, context_idx.shape[1], 32)
+        outs, flops = [], []
+        for shared in (False, True):
+            with FlopCounterMode(display=False) as counter:
+                outs.append(model.predictor(z, context_idx, target_idx, valid, shared))
+            flops.append(counter.get_total_flops())
+        if depth == 1:
+            torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+        else:
+            assert (outs[1] - outs[0]).abs().max() > 1e-2
+            assert flops[1] < 0.8 * flops[0]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_last_block_computes_only_the_rows_it_returns(packed):
+    """Block.forward_last(x, n) is forward(x)[:, -n:] (values and gradients, padding keys masked),
+    for fewer FLOPs: the predictor's last block, whose context outputs nobody reads."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from simple_ijepa.models.layers import Block, PackedTokens, key_padding_bias
+
+    torch.manual_seed(0)
+    block = Block(dim=16, heads=2, head_dim=8, mlp_ratio=4.0)
+    x0 = torch.randn(3, 7, 16)
+    valid = torch.ones(3, 7, dtype=torch.bool)
+    valid[0, :2] = valid[2, 1] = False  # padding among the first 4 tokens; the last 3 are real
+    bias = key_padding_bias(valid)
+
+    def run(fast: bool):
+        block.zero_grad()
+        x = x0.clone().requires_grad_()
+        with FlopCounterMode(display=False) as counter:
+            if not fast:
+                out = block(x, bias)[:, -3:]
+            elif packed:
+                p = PackedTokens.from_valid(valid)
+                out = block.forward_last(p.pack(x), 3, packed=p)
+            else:
+                out = block.forward_last(x, 3, bias)
+            out.square().sum().backward()
+        return out, [x.grad * valid[..., None]] + [p.grad.clone() for p in block.parameters()], \
+            counter.get_total_flops()
+
+    fast, slow = run(True), run(False)
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-5, atol=1e-6)
+    for g, r in zip(fast[1], slow[1]):  # (the input's gradient compared on the real tokens)
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+    assert fast[2] < 0.7 * slow[2]
 
 
 def test_packed_tokens_equal_the_padded_path_and_cost_less(monkeypatch):
@@ -123,8 +203,8 @@ def test_packed_tokens_equal_the_padded_path_and_cost_less(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("budget", [None, 0.5])
-def test_compiled_step_matches_eager_with_one_graph(budget):
+@pytest.mark.parametrize("budget,shared", [(None, False), (0.5, False), (0.5, True)])
+def test_compiled_step_matches_eager_with_one_graph(budget, shared):
     """Cold compile of the tiny model takes ~10-40 s on a 2-core CPU; the steps themselves are ms.
     With a context budget the context length is the same at every step (static) and nothing is padded."""
     from torch._dynamo.utils import counters
@@ -132,7 +212,8 @@ def test_compiled_step_matches_eager_with_one_graph(budget):
     torch._dynamo.reset()
     counters.clear()
     cfg = tiny_cfg("optim.compile=true", "ema.gamma=0.9", "dataloader.batch_size=8", "model.depth=1",
-                   f"mask.context_budget={'null' if budget is None else budget}")
+                   f"mask.context_budget={'null' if budget is None else budget}",
+                   f"model.predictor_shared_context={str(shared).lower()}", "model.predictor_depth=2")
     torch.manual_seed(0)
     eager_model = build_model(cfg)
     compiled_model = copy.deepcopy(eager_model)

@@ -48,6 +48,7 @@ class ModelConfig:
     target_layers: int = 1
     target_center: bool = False
     global_weight: float = 0.0
+    predictor_shared_context: bool = False
 
     @classmethod
     def from_flat(cls, m) -> "ModelConfig":
@@ -96,6 +97,7 @@ FLAT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "target_layers": (("", "target_layers"),),
     "target_center": (("", "target_center"),),
     "global_weight": (("", "global_weight"),),
+    "predictor_shared_context": (("", "predictor_shared_context"),),
 }
 
 # Flat keys whose null stands for another key's value: the predictor's per-head width and MLP ratio

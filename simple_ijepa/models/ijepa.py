@@ -123,9 +123,10 @@ class IJEPA(JEPA):
 
     def __init__(self, encoder: VisionTransformer, predictor: Predictor, loss: str = "mse",
                  sigreg_weight: float = 0.0, sigreg_slices: int = 256, target_layers: int = 1,
-                 target_center: bool = False, global_weight: float = 0.0):
+                 target_center: bool = False, global_weight: float = 0.0, shared_context: bool = False):
+        """shared_context: the predictor runs the context once for all target blocks (Predictor.forward)."""
         super().__init__(encoder, target_layers, target_center)
-        self.predictor = predictor
+        self.predictor, self.shared_context = predictor, bool(shared_context)
         self.loss_kind, self.sigreg_weight, self.sigreg_slices = loss, float(sigreg_weight), int(sigreg_slices)
         self.global_weight = float(global_weight)
         # The pooled target's head: mean-pooled context tokens [B, D] -> the predicted pooled target [B, D],
@@ -141,7 +142,7 @@ class IJEPA(JEPA):
         c = ModelConfig.from_flat(model_cfg)
         encoder = VisionTransformer(c.encoder)
         return cls(encoder, Predictor.from_config(c.encoder, c.predictor), c.loss, c.sigreg_weight, c.sigreg_slices,
-                   c.target_layers, c.target_center, c.global_weight)
+                   c.target_layers, c.target_center, c.global_weight, c.predictor_shared_context)
 
     def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
                 context_valid: torch.Tensor | None = None):
@@ -160,7 +161,7 @@ class IJEPA(JEPA):
         h = self.teacher_features(images)  # [B, N, D]
         targets = gather_tokens(h, target_idx.reshape(B, T * Kt)).view(B, T, Kt, -1)
         z = self.encoder(images, keep_idx=context_idx, keep_valid=context_valid)  # [B, Kc, D]
-        pred = self.predictor(z, context_idx, target_idx, context_valid)  # [B, T, Kt, D]
+        pred = self.predictor(z, context_idx, target_idx, context_valid, self.shared_context)  # [B, T, Kt, D]
         loss_pred = regression_loss(pred.float(), targets.float(), self.loss_kind)
         stats = {"loss_pred": loss_pred.detach()}
         loss = loss_pred

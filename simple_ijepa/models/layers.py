@@ -59,12 +59,14 @@ class PackedTokens:
     index: torch.Tensor
     batch: int
     length: int
-    bias: torch.Tensor
+    bias: torch.Tensor  # (or a per-query [B, 1, K, K] bias that also masks the padding keys)
 
     @classmethod
-    def from_valid(cls, valid: torch.Tensor) -> "PackedTokens":
-        """valid: bool [B, K], True = a real token (every row needs at least one)."""
-        return cls(valid.flatten().nonzero().squeeze(1), valid.shape[0], valid.shape[1], key_padding_bias(valid))
+    def from_valid(cls, valid: torch.Tensor, bias: torch.Tensor | None = None) -> "PackedTokens":
+        """valid: bool [B, K], True = a real token (every row needs at least one); bias: the
+        attention bias to use instead of the key-padding one ([B, 1, K, K] or [B, 1, 1, K])."""
+        bias = key_padding_bias(valid) if bias is None else bias
+        return cls(valid.flatten().nonzero().squeeze(1), valid.shape[0], valid.shape[1], bias)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """[B, K, C] -> [T, C]."""
@@ -104,6 +106,27 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(B, N, self.heads * self.head_dim)
         return self.proj(out if packed is None else packed.pack(out))
 
+    def forward_last(self, x: torch.Tensor, n: int, attn_bias: torch.Tensor | None = None,
+                     packed: PackedTokens | None = None) -> torch.Tensor:
+        """`forward(x)[:, -n:]` without computing the other rows: the last n tokens of each row
+        query every key; the other tokens only give keys and values (no query, no output
+        projection). x: [B, N, D], or [T, D] with `packed` (the last n slots of every row must
+        be real tokens) -> [B, n, D]."""
+        inner = self.heads * self.head_dim
+        w, b = self.qkv.weight, self.qkv.bias  # rows: q, then k, then v (the view in forward)
+        kv = F.linear(x, w[inner:], b[inner:])  # [B, N, 2 * inner] (or packed [T, 2 * inner])
+        if packed is not None:
+            kv, attn_bias, x = packed.unpack(kv), packed.bias, packed.unpack(x)
+        B, N, _ = kv.shape
+        if attn_bias is not None and attn_bias.shape[-2] != 1:  # a per-query bias: the returned rows'
+            attn_bias = attn_bias[..., N - n:, :]
+        q = F.linear(x[:, N - n:], w[:inner], b[:inner]).view(B, n, self.heads, self.head_dim).transpose(1, 2)
+        k, v = (t.transpose(1, 2) for t in kv.view(B, N, 2, self.heads, self.head_dim).unbind(2))
+        if attn_bias is not None:
+            attn_bias = attn_bias.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)  # [B, H, n, Dh]
+        return self.proj(out.transpose(1, 2).reshape(B, n, inner))
+
 
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int):
@@ -130,6 +153,14 @@ class Block(nn.Module):
         """x: [B, N, D], or [T, D] real tokens with `packed` (see PackedTokens)."""
         x = x + self.attn(self.norm1(x), attn_bias, packed)
         return x + self.mlp(self.norm2(x))
+
+    def forward_last(self, x: torch.Tensor, n: int, attn_bias: torch.Tensor | None = None,
+                     packed: PackedTokens | None = None) -> torch.Tensor:
+        """`forward(x)[:, -n:]`, computing only those rows past the keys and values (the last
+        block of the predictor, whose context outputs nobody reads). -> [B, n, D]."""
+        x_last = (x if packed is None else packed.unpack(x))[:, -n:]
+        x_last = x_last + self.attn.forward_last(self.norm1(x), n, attn_bias, packed)
+        return x_last + self.mlp(self.norm2(x_last))
 
 
 def init_weights(module: nn.Module) -> None:
