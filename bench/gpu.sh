@@ -10,7 +10,8 @@
 #      the fp32 CPU reference computed here (same weights, batches, crops, masks): relative loss
 #      difference <= 1% at every step (fp32 on the GPU: <= 0.1%), and the loss falls.
 #   2. throughput of the default model, bf16, batch 256, eager and optim.compile=true, with full
-#      context (padded, packed real tokens) and with mask.context_budget=0.25 (static shapes)
+#      context (padded, packed real tokens) and with mask.context_budget=0.25 (static shapes),
+#      and the budget with a shared-context predictor (model.predictor_shared_context=true), compiled
 #      (targets: >= 8,000 images/s for the whole step including the data path, MFU >= 35% of the
 #      bf16 matmul rate measured in the same run).
 #   3. the data path alone (uint8 host batch -> augmented batch on the GPU): > 20,000 images/s.
@@ -18,7 +19,8 @@
 #   5. no host-device synchronisation inside a training step (CUDA sync debug mode).
 #   6. (info) throughput of variant=gated, eager, bf16.
 # Output: $OUT/gpu.log (everything), correctness.json, throughput_eager.json,
-# throughput_compiled.json, throughput_budget_{eager,compiled}.json, throughput_gated.json, nosync.json,
+# throughput_compiled.json, throughput_budget_{eager,compiled}.json, throughput_budget_shared_compiled.json,
+# throughput_gated.json, nosync.json,
 # summary.json; a PASS/FAIL table is printed last.
 #
 # Needs python3 with torch (the GPU image has it) and hydra-core + omegaconf, which that image
@@ -101,6 +103,11 @@ TORCH_LOGS=recompiles timeout $LIMIT $PY bench/throughput.py $MODEL mask.context
     optim.compile=true --device "$DEVICE" $STEPS --json "$OUT/throughput_budget_compiled.json" \
     || echo "throughput (budget, compiled): FAILED or timed out (exit $?)"
 
+say "2f. throughput, mask.context_budget=0.25 model.predictor_shared_context=true, optim.compile=true, bf16"
+TORCH_LOGS=recompiles timeout $LIMIT $PY bench/throughput.py $MODEL mask.context_budget=0.25 \
+    model.predictor_shared_context=true optim.precision=bf16 optim.compile=true --device "$DEVICE" $STEPS \
+    --json "$OUT/throughput_budget_shared_compiled.json" || echo "throughput (budget, shared, compiled): FAILED or timed out (exit $?)"
+
 say "2c. throughput, variant=gated, eager, bf16 (info)"
 timeout $SHORT $PY bench/throughput.py $MODEL variant=gated optim.precision=bf16 --device "$DEVICE" $STEPS \
     --json "$OUT/throughput_gated.json" || echo "throughput (gated): FAILED or timed out (exit $?)"
@@ -122,7 +129,7 @@ c = load("correctness.json")
 rows.append(("correctness: bf16 vs CPU fp32 loss, max rel. diff <= 1%",
              f"{c['bf16_max_rel_diff']:.2e} (fp32 {c['fp32_max_rel_diff']:.1e})" if c else "no result",
              bool(c and c["pass"])))
-for mode in ("eager", "compiled", "budget_eager", "budget_compiled"):
+for mode in ("eager", "compiled", "budget_eager", "budget_compiled", "budget_shared_compiled"):
     t = load(f"throughput_{mode}.json")
     summary[mode] = t
     if not t:
