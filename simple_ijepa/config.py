@@ -48,7 +48,7 @@ class IJEPAConfig:
     target_layers: int = 1  # target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
     target_center: bool = False  # remove each position's batch mean from the targets (position alone predicts nothing)
     global_weight: float = 0.0  # weight of the pooled target (LN of the mean teacher token, from the context); 0 = off
-    predictor_shared_context: bool = False  # predictor: the context once for all target blocks (not per block)
+    predictor_shared_context: bool = False  # baseline: the predictor's context once for all target blocks
     # Gated I-JEPA (variant=gated)
     lambda_gates: float = 1.0
     gate_exp_alpha: float = 4.0
@@ -282,9 +282,6 @@ def validate(cfg) -> None:
     _check(m.global_weight >= 0, "model.global_weight", f"must be >= 0 (0 = off), got {m.global_weight}.")
     _check(m.global_weight == 0 or cfg.variant == "baseline", "model.global_weight",
            "the pooled target is implemented for variant=baseline only; set it to 0 for variant=gated.")
-    _check(not m.predictor_shared_context or cfg.variant == "baseline", "model.predictor_shared_context",
-           "variant=gated predicts every position in one pass, with no target blocks to share a context; "
-           "set it to false.")
     _check(m.lambda_gates >= 0, "model.lambda_gates", f"must be >= 0, got {m.lambda_gates}.")
     _check(m.gate_exp_alpha > 0, "model.gate_exp_alpha",
            f"must be > 0: the penalty's steepness (the batch hold divides by its square), got {m.gate_exp_alpha}.")
