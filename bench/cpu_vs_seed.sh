@@ -2,7 +2,7 @@
 # Our training step against the original implementation's (VittuD/simple-ijepa @ 403e8e9), in
 # alternating rounds on the same machine: the seed, then each of our layouts, ROUNDS times
 # (default 2). The default model at 96 px, batch 32, fp32, 2 threads. Logs to $OUT/log.txt and
-# one JSON per run in $OUT (default bench/results/cpu_vs_seed).
+# one JSON per run in $OUT (default bench/results/cpu_vs_seed/shared_context, the README's rounds).
 #   SEED=/path/to/unpacked/seed SEED_BENCH=../shared/tools/seed_bench.py bash bench/cpu_vs_seed.sh
 # Getting the seed: see the docstring of seed_bench.py (an unpacked snapshot + `pip install einops`).
 # Run it on an idle machine (pause other jobs with kill -STOP): every figure drifts with the load.
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SEED:?set SEED to an unpacked snapshot of the original implementation}"
 SEED_BENCH=${SEED_BENCH:-../shared/tools/seed_bench.py}
-OUT=${OUT:-bench/results/cpu_vs_seed}
+OUT=${OUT:-bench/results/cpu_vs_seed/shared_context}
 ROUNDS=${ROUNDS:-2}
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
