@@ -12,8 +12,9 @@ PRESETS: dict[str, dict] = {
     # warm-up (min_lr = learning_rate, no cosine decay) and the teacher keeps following the student
     # (EMA momentum 0.99 throughout). At 1,000 steps this matched the old recipe's 2,000 (learning.md).
     # Last, a 4-block predictor that computes the context once for all target blocks: as good on
-    # Fashion-MNIST in less time, and on small sets (digits) it leaves the positional shortcut that
-    # the 2-block official-layout predictor stayed in (20-NN +23-26 points over random init, not +8).
+    # Fashion-MNIST in less time, and on small sets (digits as folders) it leaves the positional
+    # shortcut that the 2-block official-layout predictor stayed in (20-NN +18-26 points over random
+    # init on seeds 0-2, not +8); not yet on every seed of the demo, which keeps 2 blocks (demo.py).
     "cpu_small": {
         "model": {"image_size": 28, "patch_size": 4, "hidden_dim": 192, "depth": 4, "heads": 3, "head_dim": 64,
                   "predictor_dim": 128, "predictor_depth": 4, "predictor_heads": 2, "predictor_shared_context": True},
