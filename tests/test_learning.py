@@ -1,5 +1,5 @@
 """Learning is shown, not assumed: the digits demo (experiment=cpu_small with its earlier 2-block
-predictor, 300 steps on real images)
+predictor and EMA momentum 0.99, 300 steps on real images)
 must give a teacher and a student that beat the same encoder at random initialisation.
 
 Robust to the seed: run it on other seeds with `LEARNING_TEST_SEED=3 python -m pytest tests/test_learning.py`.
