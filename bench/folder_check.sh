@@ -17,19 +17,18 @@ for seed in ${SEEDS:-0 1 2}; do
   "$PY" run_ddp.py experiment="${PRESET:-cpu_small}" seed="$seed" data.dataset_name=folder data.dataset_path="$FOLDER" \
     logging.save_model_dir="$work" hydra.run.dir="$work/hydra" "$@" >> "${OUT%.jsonl}.log" 2>&1
   seconds=$(( $(date +%s) - start ))
-  "$PY" -m simple_ijepa.evaluate --ckpt_path "$work/training_model_ddp.pth" --dataset_name folder \
-    --dataset_path "$FOLDER" --seed "$seed" > "$work/eval.txt" 2>> "${OUT%.jsonl}.log"
-  cat "$work/eval.txt" >> "${OUT%.jsonl}.log"
-  "$PY" - "$work" "$seed" "$seconds" "${NAME:-${PRESET:-cpu_small} $*}" "$*" "$FOLDER" >> "$OUT" <<'EOF'
-import json, sys
+  "$PY" - "$work" "$seed" "$seconds" "${NAME:-${PRESET:-cpu_small} $*}" "$*" "$FOLDER" 2>> "${OUT%.jsonl}.log" >> "$OUT" <<'EOF'
+import contextlib, json, sys
+from simple_ijepa.evaluate import main as evaluate  # `python -m simple_ijepa.evaluate`, returning its figures
 work, seed, seconds, name, overrides, folder = sys.argv[1:]
-rows = {line[:24].strip(): line[24:].split() for line in open(f"{work}/eval.txt") if line[24:].split()}
-teacher = next(v for k, v in rows.items() if k in ("pretrained", "EMA teacher"))
-random = next(v for k, v in rows.items() if k.startswith("random init"))
+with contextlib.redirect_stdout(sys.stderr):  # its table goes to the log
+    probes = evaluate(["--ckpt_path", f"{work}/training_model_ddp.pth", "--dataset_name", "folder",
+                       "--dataset_path", folder, "--seed", seed])
+teacher, random = probes["pretrained"], probes["random init"]
 last = [json.loads(line) for line in open(f"{work}/metrics.jsonl")][-1]
 print(json.dumps({"name": name, "overrides": overrides, "folder": folder, "seed": int(seed), "step": last.get("step"),
-                  "train_seconds": int(seconds), "teacher linear": float(teacher[0]), "teacher knn": float(teacher[1]),
-                  "random init linear": float(random[0]), "random init knn": float(random[1]),
+                  "train_seconds": int(seconds), "teacher linear": teacher["probe_acc"], "teacher knn": teacher["knn_acc"],
+                  "random init linear": random["probe_acc"], "random init knn": random["knn_acc"],
                   "final loss": last.get("loss"), "teacher_pooled_std": last.get("teacher_pooled_std"),
                   "teacher_rankme": last.get("teacher_rankme")}))
 EOF
