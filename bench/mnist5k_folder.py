@@ -1,5 +1,5 @@
 """Write 5,000 real MNIST digits (500 per class, 28x28 grey) as class folders: a small set of real
-images that no preset was tuned on, for the new-user check of `bench/folder_check.sh`.
+images for the new-user check of `bench/folder_check.sh` (no preset was tuned on it before cpu_small's EMA momentum).
 
     python bench/mnist5k_folder.py /tmp/mnist5k          # then FOLDER=/tmp/mnist5k bash bench/folder_check.sh
 
