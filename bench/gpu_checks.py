@@ -7,7 +7,8 @@ correctness: the same 50 training steps (same initial weights, same uint8 batche
   digits set, same crops and masks, all built on the host) run three times: fp32 on the CPU (the
   reference), fp32 on the device and bf16 autocast on the device. Passes when the device's fp32 loss
   curve matches the CPU's within FP32_TOL and the bf16 curve within BF16_TOL (relative, at every
-  step), and the bf16 loss after the last step is within BF16_TOL of the reference.
+  step), and the bf16 loss after the last step is within BF16_TOL of the reference. With
+  optim.compile=true the two device runs are compiled; the reference stays eager.
 nosync: a few training steps of the given config with torch.cuda.set_sync_debug_mode("warn") after
   warm-up; passes when no step synchronises the host with the GPU (no .item(), no blocking copy).
 """
@@ -51,13 +52,14 @@ def host_batches(cfg, steps: int) -> list[torch.Tensor]:
         return [torch.randint(0, 256, (B, 1, 8, 8), dtype=torch.uint8, generator=g) for _ in range(steps)]
 
 
-def loss_curve(cfg, device: torch.device, precision: str, inputs: list[tuple]) -> list[float]:
+def loss_curve(cfg, device: torch.device, precision: str, inputs: list[tuple], compile: bool) -> list[float]:
     """Train from the seeded initial weights on the given host inputs; the loss of every step."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)  # weights drawn on the CPU: identical on every device
-    net = compile_net(model) if cfg.optim.compile else model
+    net = compile_net(model) if compile else model
     step = TrainStep(cfg, model, device, precision, total_steps=len(inputs), net=net)
-    losses = [step(tuple(x.to(device) for x in batch), s)[0] for s, batch in enumerate(inputs)]
+    losses = [step(tuple(x.to(device) if torch.is_tensor(x) else x for x in batch), s)[0]
+              for s, batch in enumerate(inputs)]
     return [float(x) for x in losses]
 
 
@@ -71,16 +73,17 @@ def correctness(args, overrides: list[str]) -> dict:
     host_step = TrainStep(cfg, shell, cpu, "fp32", args.steps)
     inputs = [host_step.inputs(b, s) for s, b in enumerate(host_batches(cfg, args.steps))]
     bf16 = effective_precision("bf16", device)  # fp32 when rehearsing on a CPU
-    curves = {"ref_cpu_fp32": loss_curve(cfg, cpu, "fp32", inputs),
-              "dev_fp32": loss_curve(cfg, device, "fp32", inputs),
-              "dev_bf16": loss_curve(cfg, device, bf16, inputs)}
+    compiled = bool(cfg.optim.compile)  # (the reference is always eager)
+    curves = {"ref_cpu_fp32": loss_curve(cfg, cpu, "fp32", inputs, compile=False),
+              "dev_fp32": loss_curve(cfg, device, "fp32", inputs, compiled),
+              "dev_bf16": loss_curve(cfg, device, bf16, inputs, compiled)}
     ref, fp32_dev, bf16_dev = curves["ref_cpu_fp32"], curves["dev_fp32"], curves["dev_bf16"]
-    titles = ("CPU fp32 (ref)", f"{device.type} fp32", f"{device.type} {bf16}")
+    titles = ("CPU fp32 (ref)", *(f"{device.type} {p}{' compiled' if compiled else ''}" for p in ("fp32", bf16)))
     print(f"loss per step ({args.steps} steps, {cfg.model.hidden_dim}-wide model on digits, batch "
           f"{cfg.dataloader.batch_size}):")
-    print("  step " + "".join(f"{t:>16s}" for t in titles))
+    print("  step " + "".join(f"{t:>20s}" for t in titles))
     for s in sorted({0, 9, 19, 29, 39, args.steps - 1} & set(range(args.steps))):
-        print(f"  {s + 1:4d} " + "".join(f"{curve[s]:16.6f}" for curve in (ref, fp32_dev, bf16_dev)))
+        print(f"  {s + 1:4d} " + "".join(f"{curve[s]:20.6f}" for curve in (ref, fp32_dev, bf16_dev)))
 
     def worst(curve):
         return max(abs(a - b) / abs(b) for a, b in zip(curve, ref))

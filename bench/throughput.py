@@ -123,9 +123,10 @@ class FlopCounter:
         self.cache: dict[tuple, int] = {}
 
     def __call__(self, inputs: tuple) -> int:
-        """inputs: the step's (images, context_idx, target_idx, context_valid or None) or (images,)."""
-        valid = inputs[3] if len(inputs) == 4 else None
-        key = tuple(None if x is None else tuple(x.shape) for x in inputs) + (
+        """inputs: the step's (images, context_idx, target_idx, context_valid or None, context_tokens)
+        or (images,)."""
+        valid = inputs[3] if len(inputs) > 1 else None
+        key = tuple(None if x is None else tuple(x.shape) for x in inputs[:4]) + (
             None if valid is None else int(valid.sum()),)
         if key not in self.cache:
             images = inputs[0].float()
@@ -173,8 +174,8 @@ def run(argv: list[str] | None = None) -> dict:
             inputs = train_step.inputs(batches[s % len(batches)], s)
             train_step(inputs, s)
             step_inputs.append(inputs)
-            if len(inputs) == 4:
-                _, ctx, tgt, valid = inputs
+            if len(inputs) > 1:
+                _, ctx, tgt, valid, _ = inputs
                 real = ctx.shape[1] if valid is None else float(valid.sum()) / B
                 tokens.append((ctx.shape[1], real, tgt.shape[1] * tgt.shape[2]))
 

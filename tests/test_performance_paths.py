@@ -85,7 +85,7 @@ def test_batched_predictor_matches_per_target_reference(extra):
         for p in model.target_encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))
     step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
-    images, context_idx, target_idx, context_valid = step.inputs(
+    images, context_idx, target_idx, context_valid, _ = step.inputs(
         torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
     assert target_idx.shape[1] == 3
     # without a budget the context counts differ (padding is used); with one there is no padding
@@ -118,7 +118,7 @@ def test_shared_context_layout_computes_the_context_once():
             for p in model.predictor.parameters():
                 p.add_(0.1 * torch.randn_like(p))
         step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
-        _, context_idx, target_idx, valid = step.inputs(torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
+        _, context_idx, target_idx, valid, _ = step.inputs(torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
         z = torch.randn(4, context_idx.shape[1], 32)
         outs, flops = [], []
         for shared in (False, True):
@@ -182,6 +182,7 @@ def test_packed_tokens_equal_the_padded_path_and_cost_less(monkeypatch):
     step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
     inputs = step.inputs(torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8), 0)
     assert not inputs[3].all()  # padding is there to be skipped
+    assert inputs[4] == int(inputs[3].sum())  # counted on the host: packing needs no device sync
     params = [p for p in model.parameters() if p.requires_grad]
 
     def loss_grads_flops():
@@ -200,6 +201,26 @@ def test_packed_tokens_equal_the_padded_path_and_cost_less(monkeypatch):
         if g is not None:
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
     assert packed[2] < padded[2]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_host_counted_context_packs_like_nonzero(shared):
+    """The step passes the number of real context tokens, counted on the host, so that packing needs
+    no host-device sync (`nonzero_static`): the predictor's output is the same as with `nonzero`,
+    in both layouts (which derive their own counts from it), and so is the encoder's."""
+    cfg = tiny_cfg("model.num_targets=3", "mask.target_scale=[0.1,0.2]", "model.predictor_depth=2")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
+    _, context_idx, target_idx, valid, count = step.inputs(torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), 0)
+    assert not valid.all() and count == int(valid.sum())
+    z = torch.randn(4, context_idx.shape[1], 32)
+    ref = model.predictor(z, context_idx, target_idx, valid, shared)
+    out = model.predictor(z, context_idx, target_idx, valid, shared, context_tokens=count)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    images = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(model.encoder(images, context_idx, valid, count),
+                               model.encoder(images, context_idx, valid), rtol=0, atol=0)
 
 
 @pytest.mark.slow
@@ -225,7 +246,7 @@ def test_compiled_step_matches_eager_with_one_graph(budget, shared):
     shapes = set()
     for s in range(3):
         inputs = eager.inputs(images, s)
-        shapes.add(tuple(None if x is None else tuple(x.shape) for x in inputs[1:]))
+        shapes.add(tuple(None if x is None else tuple(x.shape) for x in inputs[1:4]))
         loss_eager = eager(inputs, s)[0]
         loss_compiled = compiled(compiled.inputs(images, s), s)[0]
         torch.testing.assert_close(loss_compiled, loss_eager, rtol=1e-4, atol=1e-6)
@@ -249,13 +270,15 @@ def test_masks_and_data_path_shapes(device):
         images_u8 = torch.zeros(4, channels, 40, 40, dtype=torch.uint8, device=dev)
         images = step.augment(images_u8, 0)
         assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32 and images.device == dev
-    context_idx, target_idx, context_valid = step.masks(4, 0)
+    context_idx, target_idx, context_valid, context_tokens = step.masks(4, 0)
     assert context_idx.dtype == target_idx.dtype == torch.int64 and context_valid.dtype == torch.bool
+    # counted on the host, where the masks are built, whatever the device
+    assert isinstance(context_tokens, int) and (device == "meta" or context_tokens == int(context_valid.sum()))
     assert context_idx.device == target_idx.device == context_valid.device == dev
     assert context_valid.shape == context_idx.shape
     assert context_idx.ndim == 2 and context_idx.shape[0] == 4
     assert target_idx.ndim == 3 and target_idx.shape[:2] == (4, 2)
-    images, c2, t2, _ = step.inputs(torch.zeros(4, 3, 40, 40, dtype=torch.uint8), 0)
+    images, c2, t2, _, _ = step.inputs(torch.zeros(4, 3, 40, 40, dtype=torch.uint8), 0)
     assert c2.shape == context_idx.shape and t2.shape == target_idx.shape and images.device == dev
     if device == "cpu":  # values: in range, context and targets disjoint
         grid = cfg.model.image_size // cfg.model.patch_size

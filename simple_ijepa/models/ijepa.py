@@ -145,9 +145,10 @@ class IJEPA(JEPA):
                    c.target_layers, c.target_center, c.global_weight, c.predictor_shared_context)
 
     def forward(self, images: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                context_valid: torch.Tensor | None = None):
+                context_valid: torch.Tensor | None = None, context_tokens: int | None = None):
         """images: [B, C, H, W]; context_idx: [B, Kc]; target_idx: [B, T, Kt]; context_valid: optional
-        bool [B, Kc] (False = padding, see simple_ijepa/masks) -> (loss, stats).
+        bool [B, Kc] (False = padding, see simple_ijepa/masks); context_tokens: optional, its number of
+        True, counted on the host (packing the padded context then needs no host-device sync) -> (loss, stats).
 
         loss = regression(predictor(encoder(context)), LN(teacher(image))[targets])
                + model.global_weight * regression(head(mean(encoder(context))), LN(mean(LN(teacher(image)))))
@@ -160,8 +161,10 @@ class IJEPA(JEPA):
         B, T, Kt = target_idx.shape
         h = self.teacher_features(images)  # [B, N, D]
         targets = gather_tokens(h, target_idx.reshape(B, T * Kt)).view(B, T, Kt, -1)
-        z = self.encoder(images, keep_idx=context_idx, keep_valid=context_valid)  # [B, Kc, D]
-        pred = self.predictor(z, context_idx, target_idx, context_valid, self.shared_context)  # [B, T, Kt, D]
+        z = self.encoder(images, keep_idx=context_idx, keep_valid=context_valid,
+                         keep_count=context_tokens)  # [B, Kc, D]
+        pred = self.predictor(z, context_idx, target_idx, context_valid, self.shared_context,
+                              context_tokens)  # [B, T, Kt, D]
         loss_pred = regression_loss(pred.float(), targets.float(), self.loss_kind)
         stats = {"loss_pred": loss_pred.detach()}
         loss = loss_pred

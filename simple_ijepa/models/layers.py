@@ -62,11 +62,16 @@ class PackedTokens:
     bias: torch.Tensor  # (or a per-query [B, 1, K, K] bias that also masks the padding keys)
 
     @classmethod
-    def from_valid(cls, valid: torch.Tensor, bias: torch.Tensor | None = None) -> "PackedTokens":
+    def from_valid(cls, valid: torch.Tensor, bias: torch.Tensor | None = None,
+                   count: int | None = None) -> "PackedTokens":
         """valid: bool [B, K], True = a real token (every row needs at least one); bias: the
-        attention bias to use instead of the key-padding one ([B, 1, K, K] or [B, 1, 1, K])."""
+        attention bias to use instead of the key-padding one ([B, 1, K, K] or [B, 1, 1, K]);
+        count: the number of True in valid, when the host knows it (the masks are built there):
+        then no host-device synchronisation (`nonzero` alone has to wait for the device to learn T)."""
         bias = key_padding_bias(valid) if bias is None else bias
-        return cls(valid.flatten().nonzero().squeeze(1), valid.shape[0], valid.shape[1], bias)
+        flat = valid.flatten()
+        index = flat.nonzero() if count is None else torch.nonzero_static(flat, size=count)
+        return cls(index.squeeze(1), valid.shape[0], valid.shape[1], bias)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """[B, K, C] -> [T, C]."""

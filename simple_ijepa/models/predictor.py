@@ -52,7 +52,8 @@ class Predictor(nn.Module):
                    encoder.pos_order)
 
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                context_valid: torch.Tensor | None = None, shared_context: bool = False) -> torch.Tensor:
+                context_valid: torch.Tensor | None = None, shared_context: bool = False,
+                context_tokens: int | None = None) -> torch.Tensor:
         """Predict target features.
 
         context:        [B, Kc, D_enc] encoder output on the context tokens
@@ -60,6 +61,7 @@ class Predictor(nn.Module):
         target_idx:     [B, T, Kt] grid positions of T target blocks of Kt tokens each
         context_valid:  optional bool [B, Kc]; False = padding, never attended to
         shared_context: the layout (module docstring): False = per block, True = shared context
+        context_tokens: optional, the number of True in context_valid (packing then needs no sync)
         returns:        [B, T, Kt, D_enc]
         """
         B, T, Kt = target_idx.shape
@@ -73,7 +75,7 @@ class Predictor(nn.Module):
             bias = shared_context_bias(Kc, T, Kt, x.device)  # [1, 1, L, L]
             if valid is not None:
                 bias = bias + key_padding_bias(valid)  # [B, 1, L, L]
-            rows_out = T * Kt
+            rows_out, real = T * Kt, None if context_tokens is None else context_tokens + B * T * Kt
         else:  # row b*T + t = context of sample b + mask tokens of its block t (one copy: cat reads
             # the context through a broadcast view)
             x = torch.cat([ctx.unsqueeze(1).expand(-1, T, -1, -1), queries], dim=2).view(B * T, Kc + Kt, -1)
@@ -81,7 +83,7 @@ class Predictor(nn.Module):
             if context_valid is not None:  # keys: the row's context (padding masked) + its mask tokens
                 valid = torch.cat([context_valid, context_valid.new_ones(B, Kt)], dim=1).repeat_interleave(T, dim=0)
             bias = key_padding_bias(valid)  # [B*T, 1, 1, Kc + Kt] or None
-            rows_out = Kt
+            rows_out, real = Kt, None if context_tokens is None else T * (context_tokens + B * Kt)
         # Only the mask tokens' outputs are read, so the last block computes just those rows (the
         # context there gives keys and values only): the same result for fewer FLOPs.
         *blocks, last = self.blocks
@@ -90,7 +92,7 @@ class Predictor(nn.Module):
                 x = block(x, bias)
             x = last.forward_last(x, rows_out, bias)
         else:  # padded context: the rows' real tokens go through the blocks packed (PackedTokens)
-            packed = PackedTokens.from_valid(valid, bias)
+            packed = PackedTokens.from_valid(valid, bias, count=real)
             x = packed.pack(x)
             for block in blocks:
                 x = block(x, packed=packed)

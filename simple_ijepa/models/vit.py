@@ -78,9 +78,10 @@ class VisionTransformer(nn.Module):
         return x + self.pos_embed.to(x.dtype)
 
     def forward(self, images: torch.Tensor, keep_idx: torch.Tensor | None = None,
-                keep_valid: torch.Tensor | None = None) -> torch.Tensor:
+                keep_valid: torch.Tensor | None = None, keep_count: int | None = None) -> torch.Tensor:
         """images: [B, C, H, W]; keep_idx: optional [B, K] token indices; keep_valid: optional bool
-        [B, K], False = a padding slot -> tokens [B, K or N, D].
+        [B, K], False = a padding slot; keep_count: optional, the number of True in keep_valid (no
+        host-device sync when given) -> tokens [B, K or N, D].
 
         With keep_valid the real tokens go through the blocks packed ([T, D], models/layers.py
         PackedTokens): padding costs attention only, and its output slots are zeros. Under
@@ -94,7 +95,7 @@ class VisionTransformer(nn.Module):
             for block in self.blocks:
                 x = block(x, bias)
             return self.norm(x)
-        packed = PackedTokens.from_valid(keep_valid)
+        packed = PackedTokens.from_valid(keep_valid, count=keep_count)
         x = packed.pack(x)
         for block in self.blocks:
             x = block(x, packed=packed)

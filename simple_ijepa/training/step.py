@@ -44,8 +44,15 @@ def effective_precision(requested: str, device: torch.device) -> str:
 
 def compile_net(net: torch.nn.Module) -> torch.nn.Module:
     """`torch.compile` for training. The mask lengths that change between steps (Kt; Kc without a
-    context budget) are marked dynamic by `TrainStep`, so one compiled graph serves every step."""
-    return torch.compile(net)
+    context budget) are marked dynamic by `TrainStep`, so one compiled graph serves every step.
+
+    Inductor's mix-order reduction (one kernel for a LayerNorm backward's row and column sums) is
+    switched off: with these symbolic lengths its generated backward failed on an H200 (torch 2.11:
+    "shape '[1776, 384]' is invalid for input of size 1296", pytorch/pytorch#178080), and it has
+    computed wrong gradients elsewhere (#193061)."""
+    from torch._inductor import config as inductor_config
+    options = {"triton.mix_order_reduction": False} if hasattr(inductor_config.triton, "mix_order_reduction") else {}
+    return torch.compile(net, options=options)
 
 
 def make_adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
@@ -94,9 +101,12 @@ class TrainStep:
         return random_resized_crop(images_u8, cfg.model.image_size, tuple(cfg.data.crop_scale),
                                    hflip=cfg.data.hflip, generator=self.aug_gen)
 
-    def masks(self, batch_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool or None) on the
-        device (context padded to the batch's largest count unless a budget fixes it; masks/).
+    def masks(self, batch_size: int, step: int) -> tuple:
+        """(context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc] bool or None,
+        context_tokens int or None) on the device (context padded to the batch's largest count
+        unless a budget fixes it; masks/). context_tokens, the number of real context tokens, is
+        counted here on the host, so that packing them on the device needs no sync; None under
+        optim.compile (which does not pack, and would recompile for every new count).
 
         Built on the host, pinned and sent with non-blocking copies: three separate tensors rather
         than views of one buffer, so that a compiled model sees no aliased inputs and no storage
@@ -105,15 +115,17 @@ class TrainStep:
         seed = step_seed(self.cfg.seed, self.rank, step)
         self.mask_torch_gen.manual_seed(seed)
         masks = self.mask_gen(batch_size, random.Random(seed), self.mask_torch_gen)
-        if self.device.type == "cpu":
-            return masks
+        valid = masks[2]
+        count = None if valid is None or self.dynamic_masks else int(valid.sum())
         if self.device.type == "cuda":
             masks = tuple(None if m is None else m.pin_memory() for m in masks)
-        return tuple(None if m is None else m.to(self.device, non_blocking=True) for m in masks)
+        if self.device.type != "cpu":
+            masks = tuple(None if m is None else m.to(self.device, non_blocking=True) for m in masks)
+        return (*masks, count)
 
     def inputs(self, images_u8: torch.Tensor, step: int) -> tuple:
         """uint8 [B, C, H, W] -> (images [B, 3, S, S],) or
-        (images, context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc])."""
+        (images, context_idx [B, Kc], target_idx [B, T, Kt], context_valid [B, Kc], context_tokens)."""
         images = self.augment(images_u8, step)
         if self.mask_gen is None:
             return (images,)
@@ -128,7 +140,7 @@ class TrainStep:
             group["lr"] = lr * group.get("lr_scale", 1.0)
             if group.get("decay"):  # matrices only (JEPA.optimizer_groups)
                 group["weight_decay"] = wd
-        if self.dynamic_masks and len(inputs) == 4:
+        if self.dynamic_masks and len(inputs) > 1:
             torch._dynamo.maybe_mark_dynamic(inputs[2], 2)  # Kt
             if inputs[3] is not None:  # padded context: Kc varies too
                 torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
