@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Every GPU check and measurement of simple-ijepa in one go: about 3-5 minutes on one H100/H200.
+# Every GPU check and measurement of simple-ijepa in one go: about 6-7 minutes on one H200.
 #
 #   bash bench/gpu.sh                        # on the GPU machine, from anywhere in the checkout
 #   OUT=/dir bash bench/gpu.sh               # where the log and JSON files go (default ./gpu_out)
 #   DEVICE=cpu QUICK=1 bash bench/gpu.sh     # rehearsal of every command on a CPU, tiny sizes
 #
-# Checks, in order (each under its own time limit, at most 600 s together; typically ~3-4 minutes):
+# Checks, in order (each under its own time limit; typically ~6-7 minutes in all, each compiled
+# configuration spending 50-100 s compiling in its warm-up on an H200 with torch 2.11):
 #   1. correctness: 50 training steps of a small model on the embedded digits, bf16 on the GPU vs
 #      the fp32 CPU reference computed here (same weights, batches, crops, masks): relative loss
 #      difference <= 1% at every step (fp32 on the GPU: <= 0.1%), and the loss falls.
+#      1b. the same with optim.compile=true and mask.context_budget=0.25 (the device runs compiled).
 #   2. throughput of the default model, bf16, batch 256, eager and optim.compile=true, with full
 #      context (padded, packed real tokens) and with mask.context_budget=0.25 (static shapes),
 #      and the budget with a shared-context predictor (model.predictor_shared_context=true), compiled
@@ -18,10 +20,11 @@
 #   4. the README's 100-epoch run (10M images) projected at the measured rate.
 #   5. no host-device synchronisation inside a training step (CUDA sync debug mode).
 #   6. (info) throughput of variant=gated, eager, bf16.
-# Output: $OUT/gpu.log (everything), correctness.json, throughput_eager.json,
+# Output: $OUT/gpu.log (everything), correctness{,_compiled}.json, throughput_eager.json,
 # throughput_compiled.json, throughput_budget_{eager,compiled}.json, throughput_budget_shared_compiled.json,
-# throughput_gated.json, nosync.json,
-# summary.json; a PASS/FAIL table is printed last.
+# throughput_gated.json, nosync.json, and summary.json, which holds all of them (the device tool
+# brings back at most 8 files: `OUT=/tmp/g bash bench/gpu.sh; cp /tmp/g/gpu.log /tmp/g/summary.json $OUT/`);
+# a PASS/FAIL table is printed last.
 #
 # Needs python3 with torch (the GPU image has it) and hydra-core + omegaconf, which that image
 # lacks: carry them as wheels in .whl/ (git-ignored), made on a machine with a network by
@@ -81,6 +84,10 @@ say "1. correctness: bf16 on $DEVICE vs fp32 on the CPU, $CSTEPS steps"
 timeout $SHORT $PY bench/gpu_checks.py correctness --device "$DEVICE" --steps $CSTEPS --json "$OUT/correctness.json" \
     || echo "correctness: FAILED or timed out (exit $?)"
 
+say "1b. correctness, optim.compile=true mask.context_budget=0.25: compiled bf16 on $DEVICE vs eager fp32 on the CPU"
+timeout $LIMIT $PY bench/gpu_checks.py correctness --device "$DEVICE" --steps $CSTEPS --json "$OUT/correctness_compiled.json" \
+    optim.compile=true mask.context_budget=0.25 || echo "correctness (compiled): FAILED or timed out (exit $?)"
+
 say "2a. throughput, eager, bf16 ($MODEL)"
 timeout $SHORT $PY bench/throughput.py $MODEL optim.precision=bf16 --device "$DEVICE" $STEPS \
     --json "$OUT/throughput_eager.json" || echo "throughput (eager): FAILED or timed out (exit $?)"
@@ -129,6 +136,10 @@ c = load("correctness.json")
 rows.append(("correctness: bf16 vs CPU fp32 loss, max rel. diff <= 1%",
              f"{c['bf16_max_rel_diff']:.2e} (fp32 {c['fp32_max_rel_diff']:.1e})" if c else "no result",
              bool(c and c["pass"])))
+cc = load("correctness_compiled.json")
+rows.append(("correctness, compiled + budget: bf16 vs CPU fp32, <= 1%",
+             f"{cc['bf16_max_rel_diff']:.2e} (fp32 {cc['fp32_max_rel_diff']:.1e})" if cc else "no result",
+             bool(cc and cc["pass"])))
 for mode in ("eager", "compiled", "budget_eager", "budget_compiled", "budget_shared_compiled"):
     t = load(f"throughput_{mode}.json")
     summary[mode] = t
@@ -153,7 +164,8 @@ rows.append(("no host-device sync in a training step", f"{n['syncs']} syncs" if 
 width = max(len(r[0]) for r in rows)
 for name, value, ok in rows:
     print(f"{'PASS' if ok else 'FAIL'}  {name:{width}s}  {value}")
-summary.update(correctness=c, nosync=n, rows=[{"check": r[0], "value": r[1], "pass": r[2]} for r in rows])
+summary.update(correctness=c, correctness_compiled=cc, nosync=n,
+               rows=[{"check": r[0], "value": r[1], "pass": r[2]} for r in rows])
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
 EOF

@@ -34,7 +34,7 @@ PRESETS: dict[str, dict] = {
     # The original README's STL-10 run (96 px, the default 11M-parameter model, 100 epochs of the 100k
     # unlabeled images) on one GPU in bf16. A bet, not yet measured on a GPU: the CPU learning rate
     # scaled by sqrt(256 / 96), the paper's EMA start for a long run, its crops and flips, weight decay
-    # inside the official 0.04-0.4 range. Eager: see docs/performance.md for compile on the GPU.
+    # inside the official 0.04-0.4 range. Eager until the compiled loss is checked on a GPU (docs/performance.md).
     "stl10_gpu": {
         "data": {"dataset_name": "stl10", "crop_scale": [0.3, 1.0], "hflip": True},
         "optim": {"precision": "bf16", "learning_rate": 5e-4, "weight_decay": 0.05, "warmup_fraction": 0.05,
