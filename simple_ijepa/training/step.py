@@ -44,7 +44,8 @@ def effective_precision(requested: str, device: torch.device) -> str:
 
 def compile_net(net: torch.nn.Module) -> torch.nn.Module:
     """`torch.compile` for training. The mask lengths that change between steps (Kt; Kc without a
-    context budget) are marked dynamic by `TrainStep`, so one compiled graph serves every step.
+    context budget) are marked dynamic by `TrainStep`, so one compiled graph serves every length (one
+    on the CPU; on an H200 inductor made three, one per alignment of Kt: docs/performance.md#gpu).
 
     Inductor's mix-order reduction (one kernel for a LayerNorm backward's row and column sums) is
     switched off: with these symbolic lengths its generated backward failed on an H200 (torch 2.11:
