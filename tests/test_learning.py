@@ -1,12 +1,11 @@
-"""Learning is shown, not assumed: the digits demo (experiment=cpu_small with its earlier 2-block
-predictor and EMA momentum 0.99, 300 steps on real images)
-must give a teacher and a student that beat the same encoder at random initialisation.
+"""Learning is shown, not assumed: the digits demo (experiment=cpu_small as it is, 1,000 steps on
+real images; about 9 minutes here) must give a teacher and a student that beat the same encoder at
+random initialisation.
 
 Robust to the seed: run it on other seeds with `LEARNING_TEST_SEED=3 python -m pytest tests/test_learning.py`.
 Measured over seeds 0-4 (this exact config, `bash bench/demo_seeds.sh`): teacher minus random init
-+1.9 to +3.4 points linear and +7.2 to +11.5 20-NN. The 20-NN gain is the larger signal, so it
-carries the real margin (+5, 2.2 points below the worst seed); the linear gains on 539 test digits
-are small next to their spread over seeds, so for them the test asserts "not below random init".
++7.6 to +9.8 points linear and +20.0 to +29.5 20-NN. The margins asserted are the learning issue's
+targets, +5 linear (2.6 points below the worst seed) and +15 20-NN (5.0 below).
 """
 import json
 import os
@@ -18,7 +17,7 @@ from simple_ijepa.cli.demo import DEMO_OVERRIDES, compare_with_random_init
 from simple_ijepa.training.trainer import make_config, train
 
 SEED = int(os.environ.get("LEARNING_TEST_SEED", "0"))
-MIN_TEACHER_GAIN = {"probe_acc": 0.0, "knn_acc": 0.05}
+MIN_TEACHER_GAIN = {"probe_acc": 0.05, "knn_acc": 0.15}
 
 
 @pytest.mark.slow
