@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Every GPU check and measurement of simple-ijepa in one go: about 6-7 minutes on one H200.
+# Every GPU check and measurement of simple-ijepa in one go: expect 7-9 minutes on one H200 (not yet timed whole).
 #
 #   bash bench/gpu.sh                        # on the GPU machine, from anywhere in the checkout
 #   OUT=/dir bash bench/gpu.sh               # where the log and JSON files go (default ./gpu_out)
 #   DEVICE=cpu QUICK=1 bash bench/gpu.sh     # rehearsal of every command on a CPU, tiny sizes
 #
-# Checks, in order (each under its own time limit; typically ~6-7 minutes in all, each compiled
-# configuration spending 50-100 s compiling in its warm-up on an H200 with torch 2.11):
+# Checks, in order (each under its own time limit; each compiled configuration spends 50-100 s
+# compiling in its warm-up on an H200 with torch 2.11):
 #   1. correctness: 50 training steps of a small model on the embedded digits, bf16 on the GPU vs
 #      the fp32 CPU reference computed here (same weights, batches, crops, masks): relative loss
 #      difference <= 1% at every step (fp32 on the GPU: <= 0.1%), and the loss falls.
