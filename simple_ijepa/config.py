@@ -94,6 +94,7 @@ class OptimConfig:
     precision: Optional[str] = None  # fp32 | fp16 | bf16; overrides fp16_precision when set
     warmup_fraction: float = 0.05  # share of all steps spent in linear LR warm-up
     min_lr: float = 1e-6  # LR at the end of the cosine decay
+    decay_fraction: Optional[float] = None  # cosine over only this last share of steps; null: all after warm-up
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     max_steps: Optional[int] = None  # stop after this many steps (schedules use it as the end)
     compile: bool = False  # torch.compile the model
@@ -325,6 +326,9 @@ def validate(cfg) -> None:
            f"must be >= 0, or null for a constant optim.weight_decay; got {o.weight_decay_end}.")
     _check(0 <= o.min_lr <= o.learning_rate, "optim.min_lr", "must be in [0, optim.learning_rate].")
     _check(0 <= o.warmup_fraction < 1, "optim.warmup_fraction", f"must be in [0, 1), got {o.warmup_fraction}.")
+    _check(o.decay_fraction is None or 0 < o.decay_fraction <= 1 - o.warmup_fraction, "optim.decay_fraction",
+           f"must be in (0, 1 - optim.warmup_fraction = {1 - o.warmup_fraction:g}] (the decay follows the warm-up), "
+           f"or null for a cosine over every step after the warm-up; got {o.decay_fraction}.")
     _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}.")
     _check(o.precision is None or o.precision in PRECISIONS, "optim.precision",
            f"{o.precision!r} is not one of {PRECISIONS} (or null to follow optim.fp16_precision).")

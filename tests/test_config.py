@@ -78,6 +78,7 @@ def test_every_key_and_default_in_the_docs_is_the_code_s():
     ("ema.gamma=1.5", "ema.gamma"),
     ("model.loss=l1", "model.loss"),
     ("dataloader.batch_size=0", "dataloader.batch_size"),
+    ("optim.warmup_fraction=0.1 optim.decay_fraction=0.95", "optim.decay_fraction"),
 ])
 def test_invalid_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=f"`{key}`"):

@@ -32,6 +32,16 @@ def test_learning_rate_warmup_then_cosine():
     assert all(a >= b for a, b in zip(lr[10:], lr[11:]))
 
 
+def test_learning_rate_warmup_stable_decay():
+    lr = [learning_rate(s, 100, 1e-3, 1e-6, 10, decay_steps=20) for s in range(101)]
+    assert lr[9] == pytest.approx(1e-3) and all(v == pytest.approx(1e-3) for v in lr[10:81])
+    assert lr[90] == pytest.approx(1e-6 + 0.5 * (1e-3 - 1e-6) * (1 + math.cos(math.pi * 0.5)))
+    assert lr[100] == pytest.approx(1e-6) and all(a >= b for a, b in zip(lr[80:], lr[81:]))
+    # a decay as long as everything after the warm-up is the plain cosine
+    assert [learning_rate(s, 100, 1e-3, 1e-6, 10, decay_steps=90) for s in range(100)] == \
+        [learning_rate(s, 100, 1e-3, 1e-6, 10) for s in range(100)]
+
+
 def test_ema_momentum_can_end_below_one():
     assert ema_momentum(0, 1000, 0.99, 0.999) == pytest.approx(0.99)
     assert ema_momentum(500, 1000, 0.99, 0.999) == pytest.approx(0.9945)

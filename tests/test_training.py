@@ -52,7 +52,8 @@ def test_random_masking_trains(tmp_path):
 
 @pytest.mark.parametrize("recipe", [[], ["mask.context_budget=0.25", "optim.weight_decay=0.04",
                                            "optim.weight_decay_end=0.4", "ema.gamma_end=0.999",
-                                           "model.target_center=true", "model.target_layers=2"]])
+                                           "model.target_center=true", "model.target_layers=2",
+                                           "optim.decay_fraction=0.5"]])
 def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path, recipe):
     """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights (the
     schedules of weight decay and EMA momentum come from the step alone)."""

@@ -4,14 +4,19 @@ from __future__ import annotations
 import math
 
 
-def learning_rate(step: int, total_steps: int, base_lr: float, min_lr: float, warmup_steps: int) -> float:
+def learning_rate(step: int, total_steps: int, base_lr: float, min_lr: float, warmup_steps: int,
+                  decay_steps: int | None = None) -> float:
     """Linear warm-up from 0 to base_lr over `warmup_steps`, then cosine down to min_lr at `total_steps`.
 
-    `step` counts optimiser steps already taken (0 for the first update).
+    With `decay_steps` the cosine spans only the last `decay_steps` steps and the rate holds base_lr
+    between the warm-up and them: warm-up, stable, decay (Hagele et al. 2024, "Scaling Laws and
+    Compute-Optimal Training Beyond Fixed Training Durations"). `step` counts optimiser steps
+    already taken (0 for the first update).
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    decay_start = warmup_steps if decay_steps is None else max(warmup_steps, total_steps - decay_steps)
+    progress = min(1.0, max(0, step - decay_start) / max(1, total_steps - decay_start))
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 

@@ -73,6 +73,8 @@ class TrainStep:
         self.cfg, self.model, self.net = cfg, model, net if net is not None else model
         self.device, self.precision, self.total_steps, self.rank = device, precision, total_steps, rank
         self.warmup_steps = int(cfg.optim.warmup_fraction * total_steps)
+        decay = cfg.optim.decay_fraction
+        self.decay_steps = None if decay is None else round(decay * total_steps)
         self.optimizer = make_adamw(model.optimizer_groups(cfg.optim.weight_decay), cfg.optim.learning_rate)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         # Under optim.compile the mask lengths that change between steps are compiled as symbolic
@@ -135,7 +137,8 @@ class TrainStep:
     def __call__(self, inputs: tuple, step: int) -> tuple[torch.Tensor, dict, float]:
         """One update at 0-based `step`; returns (detached loss, stats, learning rate used)."""
         cfg = self.cfg
-        lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps)
+        lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps,
+                           self.decay_steps)
         wd = weight_decay(step, self.total_steps, cfg.optim.weight_decay, cfg.optim.weight_decay_end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
