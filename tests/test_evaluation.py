@@ -14,7 +14,14 @@ from omegaconf import OmegaConf
 
 from simple_ijepa.config import TrainConfig
 from simple_ijepa.data import build_dataset, eval_transform, write_stl10
-from simple_ijepa.evaluation import LinearProbe, extract_features, knn_accuracy, linear_probe_accuracy, periodic_probes
+from simple_ijepa.evaluation import (
+    LastBlocks,
+    LinearProbe,
+    extract_features,
+    knn_accuracy,
+    linear_probe_accuracy,
+    periodic_probes,
+)
 from simple_ijepa.models import IJEPA
 from simple_ijepa.models.vit import VisionTransformer, ViTConfig
 from simple_ijepa.utils.distributed import DistInfo
@@ -87,6 +94,21 @@ def test_extract_features_subset_and_pooling():
     with torch.no_grad():
         first = vit(eval_transform(images, 16)).mean(1)[0].numpy()
     assert np.abs(feats - first).sum(1).min() < 1e-4
+
+
+def test_last_blocks_concatenates_each_normed_block():
+    vit = tiny_vit(image_size=16, patch_size=4, depth=3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        tokens = LastBlocks(vit, 2)(x)
+        h = vit.embed(x)
+        h1 = vit.blocks[1](vit.blocks[0](h))
+    assert tokens.shape == (2, 16, 64)
+    torch.testing.assert_close(tokens[..., :32], vit.norm(h1))
+    torch.testing.assert_close(tokens[..., 32:], vit(x))  # the last block is the encoder's output
+    torch.testing.assert_close(LastBlocks(vit, 1)(x), vit(x))
+    with pytest.raises(ValueError, match="n_last_blocks must be in \\[1, 3\\]"):
+        LastBlocks(vit, 4)
 
 
 def test_eval_mode_is_restored(colour_stl10):
@@ -183,12 +205,18 @@ def test_command_prints_pretrained_and_random_init(tmp_path, capsys):
     from simple_ijepa.export import save_encoder
 
     path = str(tmp_path / "encoder_ddp.pth")
-    save_encoder(tiny_vit(seed=3, image_size=16, patch_size=4), path)
+    save_encoder(tiny_vit(seed=3, image_size=16, patch_size=4, depth=2), path)
     results = main(["--ckpt_path", path, "--dataset_name", "digits", "--classifier", "logistic",
                     "--max_train_samples", "300", "--max_test_samples", "100"])
     assert set(results) == {"pretrained", "random init"}
     out = capsys.readouterr().out
     assert "digits: 300 train / 100 test" in out and "random init (seed 0)" in out and "pretrained" in out
+    four = main(["--ckpt_path", path, "--dataset_name", "digits", "--classifier", "logistic",
+                 "--max_train_samples", "300", "--max_test_samples", "100", "--n_last_blocks", "2"])
+    assert four != results  # wider features, other probes
+    assert "the last 2 blocks' tokens concatenated" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--n_last_blocks 5: must be in \\[1, 2\\]"):
+        main(["--ckpt_path", path, "--dataset_name", "digits", "--n_last_blocks", "5"])
 
 
 def test_the_torch_probe_matches_scikit_learn_on_real_images():

@@ -45,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--knn_k", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
+    p.add_argument("--n_last_blocks", type=int, default=1,
+                   help="probe the last k blocks' tokens concatenated (the paper reports the best of 1 and 4)")
     return p.parse_args(argv)
 
 
@@ -56,6 +58,11 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
     vit = (gated.encoder if gated is not None else encoder).config
     size = args.image_size or vit.image_size
+    if not 1 <= args.n_last_blocks <= vit.depth:
+        raise SystemExit(f"--n_last_blocks {args.n_last_blocks}: must be in [1, {vit.depth}] (the encoder's depth).")
+    if gated is not None and args.n_last_blocks != 1:
+        raise SystemExit("--n_last_blocks applies to I-JEPA encoders; a gated checkpoint's gated features pool "
+                         "its last block. Add --student to probe its student encoder on several blocks.")
     if size != vit.image_size:
         raise SystemExit(f"--image_size {size} does not match the encoder's {vit.image_size} "
                          "(its positions are fixed to that grid); leave --image_size out.")
@@ -65,11 +72,12 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     if gated is not None:
         results = probe_gated_with_random_init(gated, evaluator, args.seed, args.device)
     else:
-        results = probe_with_random_init(encoder, evaluator, args.seed, args.device)
+        results = probe_with_random_init(encoder, evaluator, args.seed, args.device, args.n_last_blocks)
     n_train = min(len(evaluator.train_set), evaluator.max_train_samples or len(evaluator.train_set))
     n_test = min(len(evaluator.test_set), evaluator.max_test_samples or len(evaluator.test_set))
     print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "
-          f"{args.classifier} linear probe, {args.knn_k}-NN")
+          f"{args.classifier} linear probe, {args.knn_k}-NN"
+          + (f", the last {args.n_last_blocks} blocks' tokens concatenated" if args.n_last_blocks > 1 else ""))
     print(f"{'encoder':<24}{'linear probe':>14}{'k-NN':>10}")
     for name, r in results.items():
         label = f"random init (seed {args.seed})" if name == "random init" else name

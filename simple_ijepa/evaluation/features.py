@@ -44,6 +44,23 @@ def pool(out: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"a feature function must return [B, N, D] or [B, D], got shape {tuple(out.shape)}")
 
 
+class LastBlocks(nn.Module):
+    """The paper's second linear-probe input (Assran et al. 2023, Appendix; DINO's `n_last_blocks`):
+    the tokens of an encoder's last k blocks, each through the encoder's final LayerNorm,
+    concatenated along the channels. images [B, 3, S, S] -> [B, N, k * D]; mean-pooled by the probe."""
+
+    def __init__(self, encoder: nn.Module, k: int):
+        super().__init__()
+        depth = len(encoder.blocks)
+        if not 1 <= k <= depth:
+            raise ValueError(f"n_last_blocks must be in [1, {depth}] (the encoder's depth), got {k}")
+        self.encoder, self.k = encoder, k
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        outs = self.encoder.last_blocks(images, self.k)  # the last one is already normed
+        return torch.cat([self.encoder.norm(x) for x in outs[:-1]] + outs[-1:], dim=-1)
+
+
 @contextlib.contextmanager
 def eval_mode(module: nn.Module):
     """Put every submodule in eval mode; restore each one's own previous mode afterwards."""

@@ -12,17 +12,20 @@ from ..checkpoints import TRAIN_FORMAT, load_encoder, read_checkpoint
 from ..errors import CheckpointError
 from ..models import VARIANTS
 from ..models.vit import VisionTransformer
+from .features import LastBlocks
 from .linear_probe import LinearProbe
 
 
 def probe_with_random_init(encoder: VisionTransformer, evaluator: LinearProbe, seed: int = 0,
-                           device="cpu") -> dict[str, dict[str, float]]:
+                           device="cpu", n_last_blocks: int = 1) -> dict[str, dict[str, float]]:
     """{"pretrained", "random init"} -> {"probe_acc", "knn_acc"}: the encoder and the identical
-    architecture at random initialisation (seeded), probed the same way."""
+    architecture at random initialisation (seeded), probed the same way: on the mean-pooled last
+    block, or on the last `n_last_blocks` blocks concatenated (LastBlocks)."""
     torch.manual_seed(seed)
     random_init = VisionTransformer(encoder.config)
-    return {"pretrained": evaluator.evaluate(encoder.to(device), name="pretrained"),
-            "random init": evaluator.evaluate(random_init.to(device), name="random init")}
+    features = (lambda e: e) if n_last_blocks == 1 else (lambda e: LastBlocks(e, n_last_blocks))
+    return {"pretrained": evaluator.evaluate(features(encoder.to(device)), name="pretrained"),
+            "random init": evaluator.evaluate(features(random_init.to(device)), name="random init")}
 
 
 def gated_checkpoint(path: str) -> bool:
