@@ -2,6 +2,7 @@
 
     python bench/fashion_mnist_probe.py                        # experiment=cpu_small, 500 steps, seeds 0 1 2
     python bench/fashion_mnist_probe.py --seeds 0 --steps 200 ema.gamma=0.996   # any TrainConfig override
+    python bench/fashion_mnist_probe.py --n_last_blocks 4    # also the paper's other probe input (last 4 blocks)
 
 For each seed: pretrain `experiment=cpu_small` on Fashion-MNIST's 60k training images for a fixed
 number of steps (`--steps`, not wall time, so the figures do not depend on the machine's load), then
@@ -33,7 +34,7 @@ from simple_ijepa.checkpoints import (
     checkpoint_names,  # noqa: E402
     load_encoder,  # noqa: E402
 )
-from simple_ijepa.evaluation import LinearProbe  # noqa: E402
+from simple_ijepa.evaluation import LastBlocks, LinearProbe  # noqa: E402
 from simple_ijepa.masks import build_masks  # noqa: E402
 from simple_ijepa.models.vit import VisionTransformer  # noqa: E402
 from simple_ijepa.training.trainer import make_config, train  # noqa: E402
@@ -93,18 +94,28 @@ def run_seed(args, seed: int, work: str, evaluator: LinearProbe, cache: ProbeCac
         r = evaluator.evaluate(encoder.eval(), name=name)
         result[f"{name} linear"], result[f"{name} knn"] = r["probe_acc"], r["knn_acc"]
 
-    def random_init() -> dict:
+    def random_init_encoder() -> VisionTransformer:
         torch.manual_seed(seed)  # the trainer seeds the same way: this is the run's starting encoder
-        return evaluator.evaluate(VisionTransformer(encoders["teacher"].config).eval(), name="random init")
+        return VisionTransformer(encoders["teacher"].config).eval()
     config = json.dumps(asdict(encoders["teacher"].config), sort_keys=True)
-    r = cache.get(f"random init|{args.classifier}|{args.train_samples}|{config}|seed {seed}", random_init)
+    r = cache.get(f"random init|{args.classifier}|{args.train_samples}|{config}|seed {seed}",
+                  lambda: evaluator.evaluate(random_init_encoder(), name="random init"))
     result["random init linear"], result["random init knn"] = r["probe_acc"], r["knn_acc"]
+    if args.n_last_blocks > 1:  # the paper's other probe input: the last k blocks' tokens concatenated
+        k = args.n_last_blocks
+        r = evaluator.evaluate(LastBlocks(encoders["teacher"].eval(), k), name=f"teacher, last {k} blocks")
+        result[f"teacher linear, last {k}"], result[f"teacher knn, last {k}"] = r["probe_acc"], r["knn_acc"]
+        r = cache.get(f"random init|{args.classifier}|{args.train_samples}|{config}|seed {seed}|last {k}",
+                      lambda: evaluator.evaluate(LastBlocks(random_init_encoder(), k), name="random init"))
+        result[f"random init linear, last {k}"], result[f"random init knn, last {k}"] = r["probe_acc"], r["knn_acc"]
     return result
 
 
 def main() -> None:
     p = seeded_bench_parser(__doc__.split("\n\n")[0], classifier="calibrated")
     p.add_argument("--cache", default=None, help="JSON file that keeps the raw-pixel and random-init probes")
+    p.add_argument("--n_last_blocks", type=int, default=1,
+                   help="also probe teacher and random init on their last k blocks' tokens concatenated")
     args = p.parse_args()
 
     work = args.out_dir or tempfile.mkdtemp(prefix="fmnist_bench_")
@@ -140,6 +151,11 @@ def main() -> None:
         (lm, ls), (km, ks) = summary[f"{e} linear"], summary[f"{e} knn"]
         print(f"{e:<16}{lm:>11.4f} +- {ls:.4f}{km:>11.4f} +- {ks:.4f}")
     print(f"{'raw pixels':<16}{pixels['probe_acc']:>11.4f}{'':>7}{pixels['knn_acc']:>11.4f}")
+    if args.n_last_blocks > 1:
+        print(f"the last {args.n_last_blocks} blocks' tokens concatenated:")
+        for e in ("teacher", "random init"):
+            (lm, ls), (km, ks) = (summary[f"{e} {p}, last {args.n_last_blocks}"] for p in ("linear", "knn"))
+            print(f"{e:<16}{lm:>11.4f} +- {ls:.4f}{km:>11.4f} +- {ks:.4f}")
     gain = [r["teacher linear"] - r["random init linear"] for r in rows]
     gain_knn = [r["teacher knn"] - r["random init knn"] for r in rows]
     print(f"training step: {gflops:.3f} GFLOP per image (teacher forward + forward + backward)")
