@@ -45,7 +45,7 @@ def pool(out: torch.Tensor) -> torch.Tensor:
 
 
 class LastBlocks(nn.Module):
-    """The paper's second linear-probe input (Assran et al. 2023, Appendix; DINO's `n_last_blocks`):
+    """The paper's second linear-probe input (I-JEPA's protocol as quoted in ijepa#47; DINO's `n_last_blocks`):
     the tokens of an encoder's last k blocks, each through the encoder's final LayerNorm,
     concatenated along the channels. images [B, 3, S, S] -> [B, N, k * D]; mean-pooled by the probe."""
 
