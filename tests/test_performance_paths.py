@@ -285,3 +285,46 @@ def test_masks_and_data_path_shapes(device):
         assert 0 <= int(context_idx.min()) and int(context_idx.max()) < grid * grid
         for b in range(4):
             assert not set(context_idx[b].tolist()) & set(target_idx[b].flatten().tolist())
+
+
+def test_crop_mask_and_gate_draws_of_a_step_are_uncorrelated(monkeypatch):
+    """Each random stream of a step has its own seed: over many steps the first draws of the crop and
+    flip generator, the mask generators (sizes, positions) and the model's generator (gate noise) are
+    unrelated. (One shared step seed made the torch generators draw the same numbers on the CPU.)"""
+    import random as pyrandom
+
+    import numpy as np
+
+    from simple_ijepa.training import step as step_module
+
+    cfg = tiny_cfg("variant=gated")
+    model = build_model(cfg)
+    step = TrainStep(cfg, model, torch.device("cpu"), "fp32", total_steps=10)
+    draws = {"crop": [], "mask sizes": [], "mask positions": [], "gate": []}
+
+    def fake_crop(images, size, scale, hflip, generator):
+        draws["crop"].append(torch.rand(1, generator=generator).item())
+        return images.float()
+
+    def fake_masks(batch_size, rng: pyrandom.Random, gen: torch.Generator):
+        draws["mask sizes"].append(rng.random())
+        draws["mask positions"].append(torch.rand(1, generator=gen).item())
+        return None, None, None
+
+    def recording_reseed(seed: int):  # what the gate noise of this step will draw first
+        draws["gate"].append(torch.rand(1, generator=torch.Generator().manual_seed(seed)).item())
+
+    monkeypatch.setattr(step_module, "random_resized_crop", fake_crop)
+    step.mask_gen = fake_masks
+    model.reseed = recording_reseed
+    weight = next(model.parameters())
+    step.net = lambda *inputs: ((weight * 0).sum(), {})  # the draws are what is tested, not the model
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    for s in range(200):
+        step.augment(images, s)
+        step.masks(2, s)
+        step((images,), s)
+    corr = np.corrcoef(np.array(list(draws.values())))
+    off_diagonal = np.abs(corr[~np.eye(len(draws), dtype=bool)])
+    assert off_diagonal.max() < 0.3, dict(zip(draws, corr.round(2).tolist()))
+    assert len({round(v, 12) for v in draws["crop"]}) == 200  # and each step draws afresh

@@ -2,7 +2,10 @@
 
 `TrainStep.inputs(images_u8, step)`: uint8 batch -> device -> crop/flip -> (+ masks if the model needs them).
 `TrainStep(inputs, step)`: forward under autocast -> backward -> AdamW -> teacher copy / EMA.
-Everything random is seeded from (seed, rank, step): the same step always sees the same batch view.
+Everything random is seeded from (seed, rank, step, stream): the same step always sees the same batch
+view, and the streams (crops and flips, mask sizes, mask positions, the model's gate noise) are
+independent of each other: each has its own seed, not one seed shared by generators that would
+then draw the same numbers.
 
 The hot path never waits for the device: no `.item()`, no `bool(tensor)`, no host copy of a
 device tensor. Masks are built on the host (cheap, vectorised) and sent with asynchronous copies
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 
+import numpy as np
 import torch
 
 from ..data import random_resized_crop
@@ -22,8 +26,14 @@ from .schedules import learning_rate, teacher_update, weight_decay
 log = logging.getLogger("simple_ijepa")
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    return ((seed * 1000 + rank) << 32) + step
+STREAMS = ("augment", "mask_sizes", "mask_positions", "model")
+
+
+def stream_seed(seed: int, rank: int, step: int, stream: str) -> int:
+    """A 63-bit seed for one random stream of one step on one rank: numpy's SeedSequence hashes the
+    four numbers together, so neighbouring steps, ranks and streams give unrelated seeds."""
+    words = np.random.SeedSequence([seed, rank, step, STREAMS.index(stream)]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
 
 
 def autocast(device: torch.device, precision: str):
@@ -100,7 +110,7 @@ class TrainStep:
         cfg = self.cfg
         images_u8 = images_u8.to(self.device, non_blocking=True)
         if self.aug_gen is not None:
-            self.aug_gen.manual_seed(step_seed(cfg.seed, self.rank, step))
+            self.aug_gen.manual_seed(stream_seed(cfg.seed, self.rank, step, "augment"))
         return random_resized_crop(images_u8, cfg.model.image_size, tuple(cfg.data.crop_scale),
                                    hflip=cfg.data.hflip, generator=self.aug_gen)
 
@@ -115,9 +125,10 @@ class TrainStep:
         than views of one buffer, so that a compiled model sees no aliased inputs and no storage
         offset that moves with Kc.
         """
-        seed = step_seed(self.cfg.seed, self.rank, step)
-        self.mask_torch_gen.manual_seed(seed)
-        masks = self.mask_gen(batch_size, random.Random(seed), self.mask_torch_gen)
+        seed, rank = self.cfg.seed, self.rank
+        self.mask_torch_gen.manual_seed(stream_seed(seed, rank, step, "mask_positions"))
+        masks = self.mask_gen(batch_size, random.Random(stream_seed(seed, rank, step, "mask_sizes")),
+                              self.mask_torch_gen)
         valid = masks[2]
         count = None if valid is None or self.dynamic_masks else int(valid.sum())
         if self.device.type == "cuda":
@@ -150,7 +161,7 @@ class TrainStep:
                 torch._dynamo.maybe_mark_dynamic(inputs[1], 1)
                 torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
         # Gate noise and SIGReg directions come from the model's generator: same step, same draws.
-        self.model.reseed(step_seed(cfg.seed, self.rank, step))
+        self.model.reseed(stream_seed(cfg.seed, self.rank, step, "model"))
         with autocast(self.device, self.precision):
             loss, stats = self.net(*inputs)
         self.optimizer.zero_grad(set_to_none=True)
