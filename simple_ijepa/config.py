@@ -45,8 +45,8 @@ class IJEPAConfig:
     loss: str = "mse"  # "mse" (Gated I-JEPA README's results) or "smooth_l1" (the I-JEPA code)
     sigreg_weight: float = 0.0  # weight of the SIGReg anti-collapse term (LeJEPA); 0 = plain I-JEPA
     sigreg_slices: int = 256  # random directions per step for SIGReg
-    target_layers: int = 1  # target = mean of the teacher's last k blocks, each layer-normed (data2vec 2.0)
-    target_center: bool = False  # remove each position's batch mean from the targets (position alone predicts nothing)
+    target_layers: int = 1  # target = the last k blocks, instance-normed, averaged, layer-normed (data2vec 2.0)
+    target_center: bool = False  # remove each position's mean over the global batch (position alone predicts nothing)
     global_weight: float = 0.0  # weight of the pooled target (LN of the mean teacher token, from the context); 0 = off
     predictor_shared_context: bool = False  # baseline: the predictor's context once for all target blocks
     # Gated I-JEPA (variant=gated)

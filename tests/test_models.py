@@ -1,3 +1,4 @@
+import os
 import random
 import subprocess
 import sys
@@ -120,8 +121,42 @@ def test_targets_from_the_last_blocks_and_centred_over_the_batch():
     x = enc.embed(images)
     first = enc.blocks[0](x)
     last = enc.norm(enc.blocks[1](first))
-    want = (F.layer_norm(first, (32,)) + F.layer_norm(last, (32,))) / 2
+
+    def instance_norm(o):  # per channel over the tokens (data2vec 2.0's instance_norm_target_layer)
+        return (o - o.mean(1, keepdim=True)) / (o.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    want = F.layer_norm((instance_norm(first) + instance_norm(last)) / 2, (32,))  # then layer_norm_targets
     want = want - want.mean(0, keepdim=True)
     got = model.teacher_features(images)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(got.mean(0), torch.zeros_like(got[0]), atol=1e-6, rtol=0)  # position alone: 0
+
+
+def _centred_targets_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = IJEPA.from_config(make_config(TINY + ["model.target_center=true"]).model)
+        images = torch.randn(8, 3, 32, 32)
+        mine = images[:3] if rank == 0 else images[3:]  # unequal shares: the mean is weighted by batch size
+        torch.save(model.teacher_features(mine, over_ranks=True), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_centred_targets_over_two_ranks_are_those_of_the_whole_batch(tmp_path):
+    """model.target_center on 2 ranks: each rank's targets are its rows of the concatenated batch's targets."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_centred_targets_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    torch.manual_seed(0)
+    model = IJEPA.from_config(make_config(TINY + ["model.target_center=true"]).model)
+    images = torch.randn(8, 3, 32, 32)
+    whole = model.teacher_features(images, over_ranks=True)
+    got = torch.cat([torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)])
+    torch.testing.assert_close(got, whole, atol=1e-5, rtol=1e-5)
+    per_rank = torch.cat([model.teacher_features(images[:3]), model.teacher_features(images[3:])])
+    assert (per_rank - whole).abs().max() > 1e-2  # centring over one rank's share is a different target

@@ -165,7 +165,7 @@ class GatedIJEPA(JEPA):
     def forward(self, images: torch.Tensor):
         """images: [B, 3, S, S] -> (loss, stats); stats' 0-d tensors are logged by the trainer."""
         g = self.gate_cfg
-        target = self.teacher_features(images)  # [B, N, D]
+        target = self.teacher_features(images, over_ranks=True)  # [B, N, D]
         out = self.encode(images)
         pred = self.predict(out.tokens)
         loss_pred = regression_loss(pred.float(), target.float(), self.loss_kind)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils.distributed import global_batch_mean
 from .config import ModelConfig
 from .layers import gather_tokens
 from .predictor import Predictor
@@ -69,23 +70,26 @@ class JEPA(nn.Module):
         self.generator.manual_seed(seed)
 
     @torch.no_grad()
-    def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
+    def teacher_features(self, images: torch.Tensor, over_ranks: bool = False) -> torch.Tensor:
         """The regression target: layer-normed (no affine) teacher tokens on the full image,
         [B, C, H, W] -> [B, N, D] (Assran et al. 2023).
 
-        target_layers = k > 1: the mean of the last k blocks' outputs, each layer-normed (data2vec 2.0,
-        Baevski et al. 2023). target_center: minus each position's mean over the batch, so that a
-        predictor that knows only the target positions predicts nothing (at init the layer-normed
-        tokens vary more across positions than across images).
+        target_layers = k > 1: data2vec 2.0's target (Baevski et al. 2023, `instance_norm_target_layer`
+        then `layer_norm_targets`): each of the last k blocks' outputs instance-normed (per channel, over
+        the tokens), their mean, then layer-normed. target_center: minus each position's mean over the
+        batch, so that a predictor that knows only the target positions predicts nothing (at init the
+        layer-normed tokens vary more across positions than across images). over_ranks: that mean is
+        over the global batch of every rank (the training forward, which every rank runs); False for
+        a look at one rank's images (collapse monitors, analysis).
         """
         if self.target_layers == 1:
             h = self.target_encoder(images)
-            h = F.layer_norm(h, (h.shape[-1],))
         else:
             outs = self.target_encoder.last_blocks(images, self.target_layers)
-            h = torch.stack([F.layer_norm(o, (o.shape[-1],)) for o in outs]).mean(0)
+            h = torch.stack([F.instance_norm(o.transpose(1, 2)).transpose(1, 2) for o in outs]).mean(0)
+        h = F.layer_norm(h, (h.shape[-1],))
         if self.target_center:
-            h = h - h.mean(0, keepdim=True)
+            h = h - (global_batch_mean(h) if over_ranks else h.mean(0, keepdim=True))
         return h
 
     @torch.no_grad()
@@ -159,7 +163,7 @@ class IJEPA(JEPA):
         from the target positions (docs/experiments/learning.md).
         """
         B, T, Kt = target_idx.shape
-        h = self.teacher_features(images)  # [B, N, D]
+        h = self.teacher_features(images, over_ranks=True)  # [B, N, D]
         targets = gather_tokens(h, target_idx.reshape(B, T * Kt)).view(B, T, Kt, -1)
         z = self.encoder(images, keep_idx=context_idx, keep_valid=context_valid,
                          keep_count=context_tokens)  # [B, Kc, D]

@@ -86,6 +86,16 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def global_batch_mean(x: torch.Tensor) -> torch.Tensor:
+    """[B, ...] -> [1, ...]: the mean over the batches of all ranks together (weighted by their sizes),
+    as one process holding the concatenated batch would compute it. Every rank must call it."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return x.mean(0, keepdim=True)
+    total = torch.cat([x.sum(0).flatten().float(), x.new_full((1,), x.shape[0], dtype=torch.float32)])
+    dist.all_reduce(total)
+    return (total[:-1] / total[-1]).view(1, *x.shape[1:]).to(x.dtype)
+
+
 def broadcast_object(obj, src: int = 0):
     if dist.is_available() and dist.is_initialized():
         box = [obj]
