@@ -67,3 +67,17 @@ def test_fixed_subsets_for_low_label_fine_tuning(encoder_file, tmp_path):
     with safe_open(str(tmp_path / "classifier.safetensors"), framework="pt") as f:
         recipe = json.loads(f.metadata()["finetune"])
     assert recipe["max_train_samples"] == 128 and recipe["max_test_samples"] == 50
+
+
+def test_layer_wise_decay_scales_as_beit_and_mae():
+    """Head and the encoder's final LayerNorm at 1.0, block i of D at decay^(D - i), embedding at decay^(D + 1)."""
+    from simple_ijepa.evaluation.finetune import Classifier, FinetuneConfig, parameter_groups
+
+    model = Classifier(VisionTransformer(SMALL), num_classes=10)
+    scale_of = {id(p): g["lr_scale"] for g in parameter_groups(model, FinetuneConfig(layer_decay=0.5))
+                for p in g["params"]}
+    scales = {name: scale_of[id(p)] for name, p in model.named_parameters() if p.requires_grad}
+    assert scales["encoder.norm.weight"] == scales["encoder.norm.bias"] == 1.0
+    assert scales["head.weight"] == 1.0
+    assert scales["encoder.blocks.1.mlp.fc2.weight"] == 0.5 and scales["encoder.blocks.0.mlp.fc2.weight"] == 0.25
+    assert scales["encoder.patch_embed.weight"] == 0.125

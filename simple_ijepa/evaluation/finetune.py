@@ -8,8 +8,9 @@ on the device, as in pretraining (`data.augment.random_resized_crop`); the test 
 the evaluation view (`eval_transform`). AdamW, linear warm-up for the first epoch then cosine to 0,
 bf16 autocast on CUDA, top-1 on the test split after every epoch.
 
-Layer-wise LR decay (BEiT, Bao et al. 2022; as MAE fine-tunes): the head learns at `lr`, block i of
-D at lr * decay^(D - i), the patch embedding at lr * decay^(D + 1), so early layers move least.
+Layer-wise LR decay (BEiT, Bao et al. 2022; as MAE fine-tunes): the head and the encoder's final
+LayerNorm learn at `lr`, block i of D (0-based) at lr * decay^(D - i), the patch embedding at
+lr * decay^(D + 1), so early layers move least.
 """
 from __future__ import annotations
 
@@ -67,10 +68,10 @@ def parameter_groups(model: Classifier, cfg: FinetuneConfig) -> list[dict]:
             continue
         if name.startswith("encoder.blocks."):
             scale = cfg.layer_decay ** (depth - int(name.split(".")[2]))
-        elif name.startswith("encoder."):
-            scale = cfg.layer_decay ** (depth + (0 if name.startswith("encoder.norm") else 1))
+        elif name.startswith("encoder.") and not name.startswith("encoder.norm."):
+            scale = cfg.layer_decay ** (depth + 1)  # patch embedding (and any other input-side tensor)
         else:
-            scale = 1.0
+            scale = 1.0  # the final LayerNorm and the head: BEiT's and MAE's last layer id
         decay = 0.0 if p.ndim < 2 else cfg.weight_decay
         groups.setdefault((scale, decay), []).append(p)
     return [{"params": ps, "lr_scale": s, "weight_decay": d} for (s, d), ps in groups.items()]
