@@ -20,7 +20,9 @@ For a batch on a g x g patch grid (N = g*g):
   the real tokens, and the encoder and predictor take it as a key-padding mask (padded slots repeat a real index of the
   same sample and are never attended to). The official collator instead cuts every sample to the
   batch's smallest count, which at 96 px drops ~28% of the context at batch 32 and ~40% at batch
-  1024 and turns part of multi-block masking into random masking. A sample left with fewer than
+  1024. Its indices come from `torch.nonzero` in raster order and the cut keeps a prefix
+  (`cm[:min_keep_enc]`), so what is dropped is the bottom rows of each context block: a positional
+  bias (the lower part of a block is seen less often), not a random subsample. A sample left with fewer than
   `min_context` patches takes its context from everything outside its targets.
 
 Block sizes come from a host `random.Random`, positions from a torch `Generator`: both seeded by
