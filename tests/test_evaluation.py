@@ -208,15 +208,27 @@ def test_command_prints_pretrained_and_random_init(tmp_path, capsys):
     save_encoder(tiny_vit(seed=3, image_size=16, patch_size=4, depth=2), path)
     results = main(["--ckpt_path", path, "--dataset_name", "digits", "--classifier", "logistic",
                     "--max_train_samples", "300", "--max_test_samples", "100"])
-    assert set(results) == {"pretrained", "random init"}
+    assert set(results) == {"pretrained", "random init", "raw pixels"}
     out = capsys.readouterr().out
     assert "digits: 300 train / 100 test" in out and "random init (seed 0)" in out and "pretrained" in out
+    assert "raw pixels" in out and results["raw pixels"]["probe_acc"] > 0.85  # digits' pixels are good features
     four = main(["--ckpt_path", path, "--dataset_name", "digits", "--classifier", "logistic",
-                 "--max_train_samples", "300", "--max_test_samples", "100", "--n_last_blocks", "2"])
-    assert four != results  # wider features, other probes
+                 "--max_train_samples", "300", "--max_test_samples", "100", "--n_last_blocks", "2", "--no_raw_pixels"])
+    assert set(four) == {"pretrained", "random init"}
+    assert four != {k: results[k] for k in four}  # wider features, other probes
     assert "the last 2 blocks' tokens concatenated" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--n_last_blocks 5: must be in \\[1, 2\\]"):
         main(["--ckpt_path", path, "--dataset_name", "digits", "--n_last_blocks", "5"])
+
+
+def test_raw_pixels_are_the_images_as_the_encoder_sees_them_one_grey_channel_once():
+    from simple_ijepa.data.augment import normalize
+    from simple_ijepa.evaluation.reference import raw_pixels
+
+    grey = torch.rand(4, 1, 8, 8).expand(-1, 3, -1, -1)
+    colour = torch.rand(4, 3, 8, 8)
+    torch.testing.assert_close(raw_pixels(normalize(grey)), normalize(grey)[:, 0].flatten(1))
+    torch.testing.assert_close(raw_pixels(normalize(colour)), normalize(colour).flatten(1))
 
 
 def test_the_torch_probe_matches_scikit_learn_on_real_images():

@@ -310,7 +310,7 @@ def test_evaluate_command_probes_a_gated_checkpoint_four_ways(gated_run, capsys)
     results = evaluate(["--ckpt_path", str(save_dir / "training_model_gated_ddp.pth"), "--dataset_name", "digits",
                         "--classifier", "logistic", "--max_train_samples", "200", "--max_test_samples", "100",
                         "--device", "cpu"])
-    assert list(results) == ["gated", "all_open", "EMA teacher", "random init"]
+    assert list(results) == ["gated", "all_open", "EMA teacher", "random init", "raw pixels"]
     assert all(0 <= r["probe_acc"] <= 1 and 0 <= r["knn_acc"] <= 1 for r in results.values())
     out = capsys.readouterr().out
     assert "all_open" in out and "random init (seed 0)" in out

@@ -6,7 +6,9 @@
 EMA teacher; `--student` for the student). A Gated I-JEPA training checkpoint
 (training_model_gated_ddp.pth) is probed four ways: the student with its learned gates ("gated",
 deterministic gates, gate-weighted mean), the student with every gate open ("all_open"), the EMA
-teacher, and random init. Prints linear-probe and k-NN top-1 accuracy.
+teacher, and random init. Then the same probes on raw pixels (the images as the encoder sees them,
+flattened and standardised): has pretraining beaten the pixels? Prints linear-probe and k-NN top-1
+accuracy of each.
 """
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ import torch
 from ..data.datasets import DATASETS
 from ..errors import run_command
 from ..evaluation import LinearProbe
-from ..evaluation.reference import load_checkpoint, probe_gated_with_random_init, probe_with_random_init
+from ..evaluation.reference import (
+    load_checkpoint,
+    probe_gated_with_random_init,
+    probe_with_random_init,
+    raw_pixels,
+)
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -47,12 +54,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
     p.add_argument("--n_last_blocks", type=int, default=1,
                    help="probe the last k blocks' tokens concatenated (the paper reports the best of 1 and 4)")
+    p.add_argument("--no_raw_pixels", action="store_true",
+                   help="leave out the raw-pixels row (at 96 px it fits a probe on 27,648 features per image)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:
-    """Run the command; returns {"pretrained": {...}, "random init": {...}} of probe_acc / knn_acc
-    ({"gated", "all_open", "EMA teacher", "random init"} for a gated training checkpoint)."""
+    """Run the command; returns {"pretrained": {...}, "random init": {...}, "raw pixels": {...}} of
+    probe_acc / knn_acc ({"gated", "all_open", "EMA teacher", "random init", "raw pixels"} for a gated
+    training checkpoint; no "raw pixels" with --no_raw_pixels)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
@@ -73,6 +83,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
         results = probe_gated_with_random_init(gated, evaluator, args.seed, args.device)
     else:
         results = probe_with_random_init(encoder, evaluator, args.seed, args.device, args.n_last_blocks)
+    if not args.no_raw_pixels:
+        results["raw pixels"] = evaluator.evaluate(raw_pixels, name="raw pixels")
     n_train = min(len(evaluator.train_set), evaluator.max_train_samples or len(evaluator.train_set))
     n_test = min(len(evaluator.test_set), evaluator.max_test_samples or len(evaluator.test_set))
     print(f"\n{args.dataset_name}: {n_train} train / {n_test} test images, "

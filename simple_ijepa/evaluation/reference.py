@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..checkpoints import TRAIN_FORMAT, load_encoder, read_checkpoint
+from ..data.augment import MEAN, STD
 from ..errors import CheckpointError
 from ..models import VARIANTS
 from ..models.vit import VisionTransformer
@@ -26,6 +27,17 @@ def probe_with_random_init(encoder: VisionTransformer, evaluator: LinearProbe, s
     features = (lambda e: e) if n_last_blocks == 1 else (lambda e: LastBlocks(e, n_last_blocks))
     return {"pretrained": evaluator.evaluate(features(encoder.to(device)), name="pretrained"),
             "random init": evaluator.evaluate(features(random_init.to(device)), name="random init")}
+
+
+def raw_pixels(images: torch.Tensor) -> torch.Tensor:
+    """The pixels-as-features reference: normalised images [B, 3, S, S], as the encoder sees them,
+    flattened to [B, 3 * S * S]; [B, S * S] when the three channels hold the same grey image (one
+    channel's values, so that a grayscale set is not counted three times). The probe standardises them."""
+    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    rgb = images * std + mean
+    grey = torch.allclose(rgb[:, 1:], rgb[:, :1].expand_as(rgb[:, 1:]), atol=1e-5)
+    return (images[:, 0] if grey else images).flatten(1)
 
 
 def gated_checkpoint(path: str) -> bool:
