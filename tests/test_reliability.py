@@ -41,19 +41,43 @@ def start_training(args: list[str], cwd, log_name: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_auto_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_saves_a_checkpoint_and_auto_resumes(tmp_path, sig):
     args = [PYTHON, RUN_DDP] + DIGITS + ["optim.max_steps=100000", "logging.log_every_n_steps=100000",
                                           "logging.save_model_dir=run"]
     proc = start_training(args, tmp_path, "log.txt")
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
+    if sig == signal.SIGINT:
+        proc.send_signal(sig)  # torchrun's agent passes the terminal's Ctrl-C on: the same stop, not a second
     assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
+    log = (tmp_path / "log.txt").read_text()
+    assert "Traceback" not in log and "logging.ckpt_path=auto to continue" in log
+    assert ("Ctrl-C: saving a checkpoint" in log) == (sig == signal.SIGINT)
     state = torch.load(tmp_path / "run" / "training_model_ddp.pth", weights_only=False)
     assert state["step"] > 0 and state["step"] % 10 == 0  # the step in flight finished, then saved
     resumed = run_cli(args[:-3] + [f"optim.max_steps={state['step'] + 2}", "logging.log_every_n_steps=1000",
                                    "logging.save_model_dir=run", "logging.ckpt_path=auto"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:]
     assert f"at step {state['step']}" in resumed.stdout
+
+
+def test_a_second_ctrl_c_stops_at_once_unless_it_is_the_first_passed_on(monkeypatch):
+    from simple_ijepa.utils import preemption
+
+    clock = [100.0]
+    monkeypatch.setattr(preemption.time, "monotonic", lambda: clock[0])
+    stop = preemption.StopSignal()
+    try:
+        stop._handle(signal.SIGINT, None)
+        assert stop.requested
+        clock[0] += 0.01
+        stop._handle(signal.SIGINT, None)  # torchrun's agent passing the same Ctrl-C on: still a graceful stop
+        clock[0] += preemption.SECOND_CTRL_C_AFTER_S + 1
+        with pytest.raises(KeyboardInterrupt):
+            stop._handle(signal.SIGINT, None)
+    finally:
+        stop.restore()
 
 
 def test_a_write_killed_half_way_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
