@@ -292,12 +292,19 @@ def save_training_checkpoint(state: dict, save_dir: str, variant: str, keep_last
 
 
 def find_latest(save_dir: str, variant: str) -> str | None:
-    """The newest training checkpoint of `variant` in save_dir (for logging.ckpt_path=auto)."""
-    steps = glob.glob(os.path.join(save_dir, "checkpoints", f"{variant}_step_*.pth"))
-    if steps:
-        return max(steps, key=lambda p: int(re.search(r"_step_(\d+)\.pth$", p).group(1)))
+    """The training checkpoint of `variant` in save_dir with the highest step (for logging.ckpt_path=auto):
+    the kept steps in checkpoints/ and the latest file beside them, whichever is newer (with
+    logging.keep_last=0 a step file can be older than the latest file). A file whose step cannot be
+    read counts as step -1, so it is taken only when there is nothing else (and its load reports it)."""
+    candidates = {p: int(re.search(r"_step_(\d+)\.pth$", p).group(1))
+                  for p in glob.glob(os.path.join(save_dir, "checkpoints", f"{variant}_step_*.pth"))}
     latest = os.path.join(save_dir, checkpoint_names(variant)[0])
-    return latest if os.path.isfile(latest) else None
+    if os.path.isfile(latest):
+        try:
+            candidates[latest] = int(read_checkpoint(latest, mmap=True).get("step", -1))
+        except (CheckpointError, TypeError, ValueError):
+            candidates[latest] = -1
+    return max(candidates, key=lambda p: (candidates[p], p != latest)) if candidates else None
 
 
 # Keys that must match to resume: what the weights mean and what they were trained on.
@@ -366,7 +373,7 @@ def load_training_checkpoint(path: str, run_config: dict, map_location="cpu") ->
 
 
 def save_run_checkpoint(config: dict, model, optimizer, scaler, step: int, steps_per_epoch: int, world_size: int,
-                        collapse_reference: dict | None, save_dir: str) -> None:
+                        collapse_reference: dict | None, save_dir: str, run_id: str | None = None) -> None:
     """A training run's full state as TRAIN_FORMAT (latest + checkpoints/) and its EMA teacher as an
     encoder file beside it, each written atomically. `config`: the run's resolved configuration (a
     plain dict). Raises OSError when a write fails (the previous files stay as they were)."""
@@ -379,6 +386,7 @@ def save_run_checkpoint(config: dict, model, optimizer, scaler, step: int, steps
         # All randomness after start-up is re-seeded from (seed, rank, step) and (seed, epoch).
         "rng": {"scheme": "per-step seeds from (seed, rank, step)", "seed": config["seed"]},
         "world_size": world_size, "collapse_reference": collapse_reference,
+        "run_id": run_id,  # the run that wrote it (save_dir's run.json): a resume never mixes two runs
     }
     save_training_checkpoint(state, save_dir, variant, config["logging"]["keep_last"])
     save_encoder(model.target_encoder, os.path.join(save_dir, checkpoint_names(variant)[1]),

@@ -317,6 +317,38 @@ def test_deep_and_exif_rotated_images_decode_as_they_look(tmp_path):
     assert shown[0, 1, 5] > 150 and shown[2, 1, 5] < 100 and shown[2, 8, 5] > 150 and shown[0, 8, 5] < 100
 
 
+def test_a_run_folder_belongs_to_one_run(tmp_path):
+    """run.json records the run; `auto` with another variant and an explicit checkpoint of another run
+    are refused, naming both, and leave the folder's files as they were; a run continued in an empty
+    folder keeps its run id; a metrics line cut off by a crash is dropped, not fatal."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    run = DIGITS + ["optim.max_steps=2", "logging.log_every_n_steps=1"]
+    train(make_config(run + [f"logging.save_model_dir={a}"]))
+    train(make_config(run + [f"logging.save_model_dir={b}"]))
+    ident_a, ident_b = (json.loads((d / "run.json").read_text()) for d in (a, b))
+    assert ident_a["variant"] == "baseline" and ident_a["model"]["hidden_dim"] == 32
+    assert ident_a["run_id"] != ident_b["run_id"]
+    assert torch.load(a / "training_model_ddp.pth", weights_only=False)["run_id"] == ident_a["run_id"]
+    before = {p: p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=f"holds run {ident_b['run_id']} \\(baseline"):
+        train(make_config(run + [f"logging.save_model_dir={b}", "variant=gated", "logging.ckpt_path=auto"]))
+    with pytest.raises(ConfigError, match=f"belongs to run {ident_a['run_id']}.*holds run {ident_b['run_id']}"):
+        train(make_config(run + [f"logging.save_model_dir={b}", "optim.max_steps=3",
+                                 f"logging.ckpt_path={a / 'training_model_ddp.pth'}"]))
+    assert {p: p.read_bytes() for p in b.rglob("*") if p.is_file()} == before  # untouched
+
+    c = tmp_path / "c"  # A continued in a new, empty folder: the same run
+    out = train(make_config(run + [f"logging.save_model_dir={c}", "optim.max_steps=3",
+                                   f"logging.ckpt_path={a / 'training_model_ddp.pth'}"]))
+    assert out["step"] == 3 and json.loads((c / "run.json").read_text())["run_id"] == ident_a["run_id"]
+
+    with open(a / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "loss": 0.')  # a write cut off by a crash
+    out = train(make_config(run + [f"logging.save_model_dir={a}", "optim.max_steps=3", "logging.ckpt_path=auto"]))
+    assert out["step"] == 3 and [json.loads(x)["step"] for x in (a / "metrics.jsonl").read_text().splitlines()] == [
+        1, 2, 3]
+
+
 def test_a_fresh_run_never_reuses_another_runs_save_dir(tmp_path):
     run = DIGITS + ["optim.max_steps=2", "logging.log_every_n_steps=1", f"logging.save_model_dir={tmp_path}"]
     train(make_config(run))

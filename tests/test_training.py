@@ -82,6 +82,12 @@ def test_resume_auto_and_keep_last(tmp_path):
     assert find_latest(str(tmp_path), "baseline").endswith("step_00000006.pth")
     out = train(make_config(base + ["optim.max_steps=7", "logging.ckpt_path=auto"]))
     assert out["step"] == 7 and metrics(tmp_path)[-1]["step"] == 7
+    # keep_last=0 keeps no step files: the latest file (step 9) is newer than the kept step 7, and auto takes it
+    train(make_config(base + ["optim.max_steps=9", "logging.ckpt_path=auto", "logging.keep_last=0"]))
+    assert "baseline_step_00000007.pth" in os.listdir(tmp_path / "checkpoints")
+    assert find_latest(str(tmp_path), "baseline").endswith("training_model_ddp.pth")
+    out = train(make_config(base + ["optim.max_steps=10", "logging.ckpt_path=auto", "logging.keep_last=0"]))
+    assert out["step"] == 10 and [m["step"] for m in metrics(tmp_path)] == list(range(1, 11))
 
 
 def test_ranks_get_disjoint_shards_and_resume_skips_seen_samples():

@@ -10,9 +10,18 @@ import os
 
 
 def read_metrics(run_dir: str) -> list[dict]:
-    """The run's metrics.jsonl as a list of dicts (one per log step)."""
+    """The run's metrics.jsonl as a list of dicts (one per log step); a line that does not parse (a
+    write cut off by a crash) is skipped."""
+    rows = []
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
 
 
 def plot_run(run_dir: str) -> list[str]:

@@ -24,7 +24,7 @@ from .init_from import init_from
 from .loggers import build_loggers
 from .loggers.jsonl import METRICS_FILE
 from .loggers.wandb import RUN_ID_FILE
-from .save_dir import claim_save_dir
+from .save_dir import claim_for_run
 from .step import TrainStep, compile_net, effective_precision
 
 log = logging.getLogger("simple_ijepa")
@@ -48,6 +48,8 @@ class Run:
     last_metrics: dict = field(default_factory=dict)
     step_last: int = 0  # the step of the last log line, and when it was written
     t_last: float = 0.0
+    resume_from: str | None = None  # the checkpoint this run continues (logging.ckpt_path, `auto` resolved)
+    identity: dict | None = None  # save_dir's run.json (rank 0; save_dir.py): its run_id goes into every checkpoint
     saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
     save_failed: bool = False  # the latest checkpoint write failed (disk full, file size limit, ...)
 
@@ -70,8 +72,14 @@ class Run:
 def start_run(cfg, info: DistInfo, loggers: list) -> Run:
     """Claim the save dir, check the precision, start the loggers, load the data, build the model and its step."""
     save_dir, world = cfg.logging.save_model_dir, info.world_size
-    if info.is_main and not cfg.logging.ckpt_path:
-        removed = claim_save_dir(save_dir, cfg.logging.overwrite, (METRICS_FILE, RUN_ID_FILE))
+    resume_from = cfg.logging.ckpt_path or None
+    if resume_from == "auto":
+        resume_from = find_latest(save_dir, cfg.variant)
+        found = f"resuming from {resume_from}" if resume_from else f"no checkpoint of a {cfg.variant} run, fresh start"
+        log.info(f"logging.ckpt_path=auto: {found}")
+    identity = None
+    if info.is_main:  # before anything is written: the folder holds no other run (save_dir.py)
+        identity, removed = claim_for_run(cfg, resume_from, (METRICS_FILE, RUN_ID_FILE))
         if removed:
             log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
     precision = effective_precision(resolve_precision(cfg.optim), info.device)
@@ -106,17 +114,14 @@ def start_run(cfg, info: DistInfo, loggers: list) -> Run:
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
              f"{world} process(es) on {info.device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
              f"{total_steps} steps, precision {precision}")
-    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, loggers)
+    return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, loggers,
+               resume_from=resume_from, identity=identity)
 
 
 def resume_run(run: Run) -> None:
-    """Load `logging.ckpt_path` (a path, or "auto" = the newest in the save dir) into the run, if any;
-    a fresh run starts from `logging.init_from`'s weights, if set (training/init_from.py)."""
-    cfg, ckpt_path = run.cfg, run.cfg.logging.ckpt_path
-    if ckpt_path == "auto":
-        ckpt_path = find_latest(run.save_dir, cfg.variant)
-        found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint, fresh start"
-        log.info(f"logging.ckpt_path=auto: {found}")
+    """Load the checkpoint the run continues (`logging.ckpt_path`, `auto` resolved by start_run) into
+    the run, if any; a fresh run starts from `logging.init_from`'s weights, if set (training/init_from.py)."""
+    cfg, ckpt_path = run.cfg, run.resume_from
     if not ckpt_path:
         if cfg.logging.init_from:
             init_from(run.model, cfg)

@@ -29,7 +29,7 @@ from ..utils.progress import progress
 from .loggers import metrics_line
 from .loggers.jsonl import cut_metrics
 from .run import Run, epoch_loader, resume_run, start_run
-from .save_dir import SaveDirLock, check_save_dir
+from .save_dir import SaveDirLock, check_save_dir, write_identity
 from .schedules import ema_momentum
 
 log = logging.getLogger("simple_ijepa")
@@ -76,6 +76,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     np.random.seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
     if info.is_main:
+        write_identity(run.save_dir, run.identity)  # the folder is this run's now (run.json)
         cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
     losses = torch.zeros(log_every, device=info.device)
     bar = progress(run.total_steps, "train", initial=run.step, enabled=info.is_main)
@@ -220,7 +221,7 @@ def _checkpoint(run: Run) -> None:
     try:
         save_run_checkpoint(OmegaConf.to_container(run.cfg, resolve=True), run.model, run.train_step.optimizer,
                             run.train_step.scaler, run.step, run.steps_per_epoch, run.info.world_size,
-                            run.collapse_ref, run.save_dir)
+                            run.collapse_ref, run.save_dir, run.identity["run_id"])
     except OSError as e:
         run.save_failed = True
         log.error(f"step {run.step}: could not write the checkpoint to {run.save_dir} ({e.strerror or e}); "

@@ -25,6 +25,16 @@ class JSONLLogger:
         pass
 
 
+def step_of(line: str) -> int | None:
+    """A metrics line's step; None for a line that is not a JSON object with a step (a write cut off
+    by a crash, a line edited by hand): never fatal, such a line is dropped where the file is cut."""
+    try:
+        row = json.loads(line)
+        return int(row["step"]) if isinstance(row, dict) and "step" in row else None
+    except (ValueError, TypeError):
+        return None
+
+
 def cut_metrics(path: str, step: int) -> None:
     """Keep only metrics.jsonl lines up to `step` (the step a run starts from), written atomically,
     so that a resumed run's curve has no steps twice."""
@@ -32,7 +42,7 @@ def cut_metrics(path: str, step: int) -> None:
         return
     with open(path) as f:
         lines = f.readlines()
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in lines if (s := step_of(line)) is not None and s <= step]
     if len(kept) != len(lines):
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "w") as f:
