@@ -214,3 +214,51 @@ def test_a_small_folder_is_decoded_once_and_gives_the_same_squares(tmp_path, cap
     tiny_budget = build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.3,
                                 cache_mb=1e-4)
     assert tiny_budget._decoded is None
+
+
+def test_folders_read_as_the_user_means_them(tmp_path, caplog):
+    """train/ without val/ or test/ is a class; symlinked class folders are followed, a link loop ends;
+    hidden folders are skipped; a test/ beside train/ is the held-out split."""
+    import logging
+
+    vehicles = tmp_path / "vehicles"
+    for c, name in enumerate(("bus", "car", "train", "truck")):
+        _write_pngs(vehicles / name, [(20, 20)] * 3, seed=c)
+    _write_pngs(vehicles / ".ipynb_checkpoints", [(20, 20)], seed=9)
+    elsewhere = tmp_path / "elsewhere" / "van"
+    _write_pngs(elsewhere, [(20, 20)] * 3, seed=7)
+    os.symlink(elsewhere, vehicles / "van")
+    os.symlink(vehicles, vehicles / "bus" / "loop")  # a link back up: read once, not forever
+    with caplog.at_level(logging.INFO):
+        train, test = (build_dataset("folder", str(vehicles), s, image_size=16) for s in ("train", "test"))
+    assert train.num_classes == 5 and len(train) + len(test) == 15  # bus car train truck van, 3 each
+    assert "skipped" in caplog.text and ".ipynb_checkpoints" in caplog.text
+
+    split = tmp_path / "split"
+    for part in ("train", "test"):
+        for c, name in enumerate(("a", "b")):
+            _write_pngs(split / part / name, [(20, 20)] * 2, seed=c)
+    assert len(build_dataset("folder", str(split), "test", image_size=16)) == 4  # test/ is the held-out split
+
+
+def test_a_folder_of_unreadable_files_is_refused_naming_them(tmp_path):
+    for i in range(6):
+        (tmp_path / f"{i}.png").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    _write_pngs(tmp_path / "ok", [(20, 20)])
+    with pytest.raises(DatasetError, match="6 of 7 image files tried could not be decoded.*0.png"):
+        build_dataset("folder", str(tmp_path), "unlabeled", image_size=16, min_crop_scale=0.5)
+
+
+def test_deep_and_extreme_images_decode_by_their_range_and_bounded_in_size(tmp_path):
+    from PIL import Image
+
+    from simple_ijepa.data.datasets import MAX_ASPECT, decode_resized
+
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "float.tiff")  # a float image in [0, 1]
+    Image.fromarray((ramp * 300).astype(np.int32), mode="I").save(tmp_path / "int32.tiff")  # max just above 255
+    for name in ("float.tiff", "int32.tiff"):
+        decoded = decode_resized(str(tmp_path / name), 8)
+        assert decoded.max() == 255 and decoded.min() == 0, name  # the whole range, not black
+    Image.fromarray(np.full((1, 2000), 128, np.uint8)).save(tmp_path / "strip.png")
+    assert decode_resized(str(tmp_path / "strip.png"), 16).shape == (3, 16, int(16 * MAX_ASPECT))

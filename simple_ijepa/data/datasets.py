@@ -70,25 +70,52 @@ def pretrain_side(image_size: int, min_crop_scale: float) -> int:
 
 
 def _to_rgb(im):
-    """Any PIL mode (palette, alpha, CMYK, 16-bit, float) -> 8-bit RGB; 16-bit greys scaled, not clipped."""
+    """Any PIL mode (palette, alpha, CMYK, 16-bit, 32-bit, float) -> 8-bit RGB, deep modes scaled by their
+    range, never clipped: 16-bit ("I;16*") / 257; 32-bit integers ("I") and floats ("F") kept where they
+    already lie in 0..255, floats in [0, 1] times 255, anything larger scaled so its maximum is 255."""
     from PIL import Image
 
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deep greys: convert("RGB") would clip
-        a = np.asarray(im, dtype=np.float32)
-        a = a / 257.0 if im.mode.startswith("I;16") or a.max() > 255 else a
-        im = Image.fromarray(a.clip(0, 255).astype(np.uint8))
+        a = np.asarray(im, dtype=np.float64)
+        a = a - min(0.0, float(a.min()))  # (negative values: shift to start at 0)
+        top = float(a.max()) if a.size else 0.0
+        if im.mode.startswith("I;16"):
+            a = a / 257.0
+        elif im.mode == "F" and top <= 1.0:
+            a = a * 255.0
+        elif top > 255.0:
+            a = a * (255.0 / top)
+        im = Image.fromarray(a.round().clip(0, 255).astype(np.uint8))
     return im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA") else im.convert("RGB")
+
+
+MAX_ASPECT = 4.0  # a file's longer side is cut to at most this times its shorter side before resizing
+
+
+def _cut_aspect(im):
+    """The centre of an image whose sides differ by more than MAX_ASPECT, cut to that ratio: a
+    1 x 20,000-pixel strip would otherwise become a side x 20,000 * side array."""
+    w, h = im.size
+    if max(w, h) <= MAX_ASPECT * max(1, min(w, h)):
+        return im
+    long = int(MAX_ASPECT * max(1, min(w, h)))
+    if w > h:
+        left = (w - long) // 2
+        return im.crop((left, 0, left + long, h))
+    top = (h - long) // 2
+    return im.crop((0, top, w, top + long))
 
 
 def decode_resized(path: str, side: int) -> np.ndarray:
     """One image file -> uint8 [3, H, W] with min(H, W) == side and the file's aspect ratio kept
-    (bicubic): EXIF orientation applied, any mode made 8-bit RGB. A JPEG at least twice as large is
-    decoded at 1/2, 1/4 or 1/8 scale first (PIL's draft mode; never below `side`)."""
+    (bicubic) up to MAX_ASPECT (a longer side is cut around its centre first): EXIF orientation applied,
+    any mode made 8-bit RGB. A JPEG at least twice as large is decoded at 1/2, 1/4 or 1/8 scale first
+    (PIL's draft mode; never below `side`)."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         im.draft(None, (side, side))
-        im = _to_rgb(ImageOps.exif_transpose(im))
+        im = _to_rgb(_cut_aspect(ImageOps.exif_transpose(im)))
         scale = side / min(im.size)
         size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
         if size != im.size:
@@ -134,6 +161,47 @@ def decode_all(paths: list[str], side: int) -> list:
     return decoded
 
 
+def decoded_bytes(paths: list[str], side: int) -> float:
+    """What `decode_resized` makes of these files, in bytes, from their headers alone (no decoding):
+    3 x side^2 x the aspect ratio (cut at MAX_ASPECT); an unreadable header counts as a square."""
+    from PIL import Image
+
+    total = 0.0
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+            aspect = min(MAX_ASPECT, max(w, h) / max(1, min(w, h)))
+        except Exception:  # noqa: BLE001 - reported when the image is read
+            aspect = 1.0
+        total += 3 * side * side * aspect
+    return total
+
+
+DECODE_CHECK_FILES = 32  # files a folder dataset tries to decode when it is built
+
+
+def check_decodable(paths: list[str], side: int, decoded: list | None = None) -> None:
+    """DatasetError, naming some of them, when fewer than half of a folder's images decode: the ones
+    already decoded (the cache), or a fixed sample of DECODE_CHECK_FILES. A few bad files are read
+    as black stand-ins; a folder of them would train on black images."""
+    if decoded is not None:
+        errors = [(p, d) for p, d in zip(paths, decoded) if isinstance(d, Exception)]
+        tried = len(paths)
+    else:
+        sample = np.random.RandomState(0).choice(len(paths), min(len(paths), DECODE_CHECK_FILES), replace=False)
+        tried, errors = len(sample), []
+        for i in sorted(sample):
+            result = _decode_or_error((paths[i], side))
+            if isinstance(result, Exception):
+                errors.append((paths[i], result))
+    if 2 * len(errors) > tried:
+        named = "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in errors[:3])
+        raise DatasetError(f"{len(errors)} of {tried} image files tried could not be decoded (e.g. {named}). "
+                           "Check that data.dataset_path points at real images (not Git LFS pointers, not "
+                           "truncated downloads).")
+
+
 class ImageFolderDataset(Dataset):
     """Image files decoded on read (in the loader's workers) to uint8 [3, size, size]; labels int64
     [N] or None.
@@ -143,11 +211,13 @@ class ImageFolderDataset(Dataset):
     batch stacks and a resumed run sees the same squares (the trainer calls `set_epoch`).
     A file that cannot be decoded (corrupt, truncated, empty, not an image) never stops a run: it
     is logged once by name and read as a black image labelled UNREADABLE (-2), which the trainer
-    counts and the probes leave out.
+    counts and the probes leave out. A folder in which fewer than half of the files tried decode
+    is refused when the dataset is built (`check_decodable`).
 
-    cache_mb > 0: when the resized images fit in that many MiB (estimated as N x 3 x size^2 x 4/3),
-    every file is decoded once, up front, by a pool of processes, and epochs cut their squares from
-    memory: a small folder then trains as fast as arrays (docs/data.md). Larger folders decode on read.
+    cache_mb > 0: when the resized images fit in that many MiB (estimated from each file's header: 3 x
+    size^2 x its aspect ratio, at most MAX_ASPECT), every file is decoded once, up front, by a pool of
+    processes, and epochs cut their squares from memory: a small folder then trains as fast as arrays
+    (docs/data.md). Larger folders decode on read.
     """
 
     def __init__(self, paths: list[str], labels, num_classes: int, size: int, random_window: bool = False,
@@ -157,8 +227,10 @@ class ImageFolderDataset(Dataset):
         self.random_window, self.seed, self.epoch = random_window, seed, 0
         self._reported: set[str] = set()
         self._decoded: list | None = None  # per file: uint8 [3, H, W] (shorter side = size), or the error
-        if cache_mb > 0 and len(paths) * 3 * size * size * 4 / 3 <= cache_mb * 2 ** 20:
-            self._decoded = decode_all(paths, size)
+        if cache_mb > 0 and len(paths) * 3 * size * size <= cache_mb * 2 ** 20:  # (squares: a lower bound)
+            if decoded_bytes(paths, size) <= cache_mb * 2 ** 20:
+                self._decoded = decode_all(paths, size)
+        check_decodable(paths, size, self._decoded)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's square windows (random_window); call before the epoch's DataLoader."""
@@ -250,12 +322,33 @@ def _cifar10(root: str, split: str, download: bool) -> ImageArrayDataset:
 
 
 def _image_paths(root: str) -> list[str]:
-    """Every image file (IMAGE_EXTENSIONS) below `root`, sorted."""
-    paths = sorted(
-        os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    """Every image file (IMAGE_EXTENSIONS) below `root`, sorted. Symlinked folders are followed (each
+    real folder once, so a link loop ends); hidden folders and files (".ipynb_checkpoints/", ".DS_Store")
+    and anything that is not a regular file are skipped, and what was skipped is logged."""
+    paths, seen, skipped = [], set(), []
+    for d, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(d)
+        if real in seen:  # a symlink loop, or a second link to a folder already read
+            dirs[:] = []
+            skipped.append(f"{d}/ (a link to a folder already read)")
+            continue
+        seen.add(real)
+        skipped += [os.path.join(d, x) + "/" for x in dirs if x.startswith(".")]
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for f in files:
+            path = os.path.join(d, f)
+            if not f.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if f.startswith(".") or not os.path.isfile(path):  # (isfile follows links: a regular file behind)
+                skipped.append(path)
+                continue
+            paths.append(path)
+    if skipped:
+        log.info(f"Image folder {root!r}: skipped {len(skipped)} hidden, looping or non-regular entries "
+                 f"(e.g. {', '.join(skipped[:3])}).")
     if not paths:
         raise DatasetError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r} (data.dataset_path).")
-    return paths
+    return sorted(paths)
 
 
 def _class_labels(paths: list[str], root: str, classes: list[str] | None = None):
@@ -277,21 +370,24 @@ def _class_labels(paths: list[str], root: str, classes: list[str] | None = None)
 
 def _folder(root: str, split: str, size: int, random_window: bool = False, seed: int = 0,
             cache_mb: float = 0) -> ImageFolderDataset:
-    """data.dataset_name=folder. With DIR/train/ and DIR/val/ (the ImageNet layout) these are the
-    splits: train/ for pretraining and the probe's train split, val/ for its test split, each with
-    class folders below it. Otherwise DIR (or DIR/train/ alone) is one folder: pretraining reads every
-    image, and with class sub-folders a fixed 80/20 split (seed 0) makes the probe's train / test
-    splits, pretraining then reading the 80%."""
+    """data.dataset_name=folder. With DIR/train/ and DIR/val/ (or DIR/test/) beside it (the ImageNet
+    layout) these are the splits: train/ for pretraining and the probe's train split, val/ for its
+    test split, each with class folders below it. Otherwise DIR is one folder (a train/ in it alone is
+    a class like any other): pretraining reads every image, and with class sub-folders a fixed 80/20
+    split (seed 0) makes the probe's train / test splits, pretraining then reading the 80%."""
     root = os.path.normpath(root)
     if not os.path.isdir(root):
         raise DatasetError(f"Image folder {root!r} (data.dataset_path) does not exist.")
-    train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
-    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
-        root = val_dir if split == "test" else train_dir
+    train_dir = os.path.join(root, "train")
+    held_out = [d for d in (os.path.join(root, "val"), os.path.join(root, "test")) if os.path.isdir(d)]
+    if os.path.isdir(train_dir) and held_out:
+        if len(held_out) == 2:
+            log.info(f"Image folder {root!r}: train/ with both val/ and test/; the probe's test split is val/.")
+        root = held_out[0] if split == "test" else train_dir
         paths = _image_paths(root)
-        labels, classes = _class_labels(paths, root, sorted(e.name for e in os.scandir(train_dir) if e.is_dir()))
+        classes = sorted(e.name for e in os.scandir(train_dir) if e.is_dir() and not e.name.startswith("."))
+        labels, classes = _class_labels(paths, root, classes)
     else:
-        root = train_dir if os.path.isdir(train_dir) else root
         paths = _image_paths(root)
         labels, classes = _class_labels(paths, root)
         if split != "unlabeled" or labels is not None:
