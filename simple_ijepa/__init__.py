@@ -11,7 +11,7 @@ _EXPORTS = {
     "load_encoder": ".checkpoints", "save_encoder": ".checkpoints",
 }
 __all__ = sorted(_EXPORTS)
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # the one place the version is written (pyproject.toml reads it)
 
 
 def __getattr__(name: str):
