@@ -227,6 +227,9 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str, metadata: dict
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; give it the mode every other file gets (0644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

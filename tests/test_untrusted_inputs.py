@@ -178,3 +178,21 @@ def test_nan_making_gate_and_target_settings_are_config_errors():
                            (["ema.gamma=0.99", "ema.gamma_end=0.9"], "ema.gamma_end")):
         with pytest.raises(ConfigError, match=f"`{key}`"):
             validate(make_config(overrides))
+
+
+def test_safetensors_files_get_the_same_mode_as_other_files(tmp_path):
+    """safetensors writes 0600; an exported .safetensors is as readable as a .pth beside it (umask 022: 0644)."""
+    import stat
+
+    import torch
+
+    from simple_ijepa.checkpoints import atomic_save, save_safetensors
+
+    old = os.umask(0o022)
+    try:
+        save_safetensors({"w": torch.zeros(2)}, str(tmp_path / "a.safetensors"), {})
+        atomic_save({"w": torch.zeros(2)}, str(tmp_path / "a.pth"))
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"a.safetensors": 0o644, "a.pth": 0o644}
