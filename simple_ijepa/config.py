@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .data.datasets import DATASETS
-from .errors import ConfigError
+from .errors import UNKNOWN_KEY, ConfigError
 from .masks import MASKS, build_masks
 from .models import VARIANTS, model_class
 from .models.gate_locations import GATE_LOCATIONS
@@ -23,6 +23,8 @@ from .models.layers import POS_ORDERS
 from .presets import PRESETS
 
 LOSSES = ("mse", "smooth_l1")
+SEED_LIMIT = 2**32  # numpy's seeds: each rank uses seed + rank
+MAX_LOG_EVERY = 1_000_000  # the trainer's loss buffer holds this many steps (4 MB)
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
@@ -233,15 +235,31 @@ def _non_finite(cfg, prefix: str = "") -> list[str]:
     return bad
 
 
+def _check_seed(seed: int) -> None:
+    """Each rank seeds numpy with seed + rank, which must be below 2**32 (WORLD_SIZE: torchrun's ranks)."""
+    world = max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+    top = SEED_LIMIT - world
+    _check(0 <= seed <= top, "seed", f"must be in [0, {top}] (each of the {world} rank(s) seeds numpy with "
+           f"seed + rank, below 2**32), got {seed}.")
+
+
+def _check_mlp_widths(m) -> None:
+    """The encoder's and the predictor's MLPs are int(width x ratio) wide: at least 1."""
+    for key, dim, ratio in (("model.mlp_ratio", m.hidden_dim, m.mlp_ratio),
+                            ("model.predictor_mlp_ratio" if m.predictor_mlp_ratio is not None else "model.mlp_ratio",
+                             m.predictor_dim, m.predictor_mlp_ratio or m.mlp_ratio)):
+        _check(int(dim * ratio) >= 1, key, f"{ratio} gives an MLP of int({dim} x {ratio}) = {int(dim * ratio)} units; "
+               f"use a ratio of at least 1/{dim}.")
+
+
 def validate(cfg) -> None:
     """Check every value that could fail later; raise ConfigError naming the key and the fix."""
     unknown = _unknown_keys(cfg, OmegaConf.structured(TrainConfig))
-    _check(not unknown, ", ".join(unknown), "no such key in TrainConfig; see docs/configuration.md "
-           "for the keys and their spelling.")
+    _check(not unknown, ", ".join(unknown), UNKNOWN_KEY)
     bad = _non_finite(cfg)
     _check(not bad, ", ".join(bad), "NaN or infinity cannot work here; give a finite number.")
     m, d, o = cfg.model, cfg.data, cfg.optim
-    _check(cfg.seed >= 0, "seed", f"must be >= 0 (each rank seeds with seed + rank), got {cfg.seed}.")
+    _check_seed(cfg.seed)
     _check(cfg.variant in VARIANTS, "variant", f"{cfg.variant!r} is not one of {tuple(VARIANTS)}.")
     _check(d.dataset_name in DATASETS, "data.dataset_name",
            f"{d.dataset_name!r} is not one of {tuple(DATASETS)}.")
@@ -260,6 +278,7 @@ def validate(cfg) -> None:
     _check(m.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}.")
     _check(m.predictor_mlp_ratio is None or m.predictor_mlp_ratio > 0, "model.predictor_mlp_ratio",
            f"must be > 0, or null for model.mlp_ratio; got {m.predictor_mlp_ratio}.")
+    _check_mlp_widths(m)
     _check(m.pos_order in POS_ORDERS, "model.pos_order", f"{m.pos_order!r} is not one of {POS_ORDERS} "
            "(col_row: the official I-JEPA checkpoints').")
     _check(m.loss in LOSSES, "model.loss", f"{m.loss!r} is not one of {LOSSES}.")
@@ -343,7 +362,9 @@ def validate(cfg) -> None:
            f"must be in [ema.gamma={e.gamma}, 1] (the momentum ramps up to it), got {e.gamma_end}.")
     _check(e.update_gamma_after_step >= 0, "ema.update_gamma_after_step", "must be >= 0.")
     _check(e.update_gamma_every_n_steps >= 1, "ema.update_gamma_every_n_steps", "must be >= 1.")
-    _check(cfg.logging.log_every_n_steps >= 1, "logging.log_every_n_steps", "must be >= 1.")
+    _check(1 <= cfg.logging.log_every_n_steps <= MAX_LOG_EVERY, "logging.log_every_n_steps",
+           f"must be in [1, {MAX_LOG_EVERY:,}] (the trainer keeps each step's loss until the next log line; "
+           f"the last step always logs), got {cfg.logging.log_every_n_steps}.")
     _check(cfg.logging.keep_last >= 0, "logging.keep_last", "must be >= 0.")
     init_from = cfg.logging.init_from
     _check(init_from is None or os.path.isfile(init_from), "logging.init_from",

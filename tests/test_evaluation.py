@@ -217,7 +217,9 @@ def test_command_prints_pretrained_and_random_init(tmp_path, capsys):
     assert set(four) == {"pretrained", "random init"}
     assert four != {k: results[k] for k in four}  # wider features, other probes
     assert "the last 2 blocks' tokens concatenated" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--n_last_blocks 5: must be in \\[1, 2\\]"):
+    from simple_ijepa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--n_last_blocks 5: must be in \\[1, 2\\]"):
         main(["--ckpt_path", path, "--dataset_name", "digits", "--n_last_blocks", "5"])
 
 

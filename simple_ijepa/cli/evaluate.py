@@ -16,10 +16,8 @@ import argparse
 import logging
 import os
 
-import torch
-
 from ..data.datasets import DATASETS
-from ..errors import run_command
+from ..errors import ConfigError, run_command
 from ..evaluation import LinearProbe
 from ..evaluation.reference import (
     load_checkpoint,
@@ -27,32 +25,35 @@ from ..evaluation.reference import (
     probe_with_random_init,
     raw_pixels,
 )
+from . import checks
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     """The arguments of what to load and where (`load_checkpoint`, `build_dataset`), shared with
-    `visualize`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device."""
+    `visualize` and `finetune`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device."""
     p.add_argument("--ckpt_path", required=True, help="encoder file or training checkpoint")
     p.add_argument("--dataset_name", default="stl10", choices=tuple(DATASETS))
     p.add_argument("--dataset_path", default="./data")
     p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=checks.device, default=checks.default_device())
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.evaluate", description=__doc__.split("\n\n")[0])
+    p = checks.parser("python -m simple_ijepa.evaluate", __doc__.split("\n\n")[0])
     add_source_args(p)
-    p.add_argument("--image_size", type=int, default=None, help="default: the encoder's own")
+    p.add_argument("--image_size", type=checks.positive_int, default=None, help="default: the encoder's own")
     p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic", "torch"))
-    p.add_argument("--max_train_samples", type=int, default=None, help="default: all (a folder: 10,000)")
-    p.add_argument("--max_test_samples", type=int, default=None, help="default: all (a folder: 10,000)")
-    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--max_train_samples", type=checks.int_at_least(2), default=None,
+                   help="default: all (a folder: 10,000)")
+    p.add_argument("--max_test_samples", type=checks.int_at_least(2), default=None,
+                   help="default: all (a folder: 10,000)")
+    p.add_argument("--num_workers", type=checks.non_negative_int, default=min(4, os.cpu_count() or 1),
                    help="processes that decode a folder's images (default: up to 4, at most the CPU count)")
-    p.add_argument("--batch_size", type=int, default=256)
-    p.add_argument("--knn_k", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random-init reference")
-    p.add_argument("--n_last_blocks", type=int, default=1,
+    p.add_argument("--batch_size", type=checks.positive_int, default=256)
+    p.add_argument("--knn_k", type=checks.positive_int, default=20)
+    p.add_argument("--seed", type=checks.seed, default=0, help="seed of the random-init reference")
+    p.add_argument("--n_last_blocks", type=checks.positive_int, default=1,
                    help="probe the last k blocks' tokens concatenated (the paper reports the best of 1 and 4)")
     p.add_argument("--no_raw_pixels", action="store_true",
                    help="leave out the raw-pixels row (at 96 px it fits a probe on 27,648 features per image)")
@@ -64,17 +65,18 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     probe_acc / knn_acc ({"gated", "all_open", "EMA teacher", "random init", "raw pixels"} for a gated
     training checkpoint; no "raw pixels" with --no_raw_pixels)."""
     args = parse_args(argv)
+    checks.student_source(args.ckpt_path, args.student)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
     vit = (gated.encoder if gated is not None else encoder).config
     size = args.image_size or vit.image_size
     if not 1 <= args.n_last_blocks <= vit.depth:
-        raise SystemExit(f"--n_last_blocks {args.n_last_blocks}: must be in [1, {vit.depth}] (the encoder's depth).")
+        raise ConfigError(f"--n_last_blocks {args.n_last_blocks}: must be in [1, {vit.depth}] (the encoder's depth).")
     if gated is not None and args.n_last_blocks != 1:
-        raise SystemExit("--n_last_blocks applies to I-JEPA encoders; a gated checkpoint's gated features pool "
+        raise ConfigError("--n_last_blocks applies to I-JEPA encoders; a gated checkpoint's gated features pool "
                          "its last block. Add --student to probe its student encoder on several blocks.")
     if size != vit.image_size:
-        raise SystemExit(f"--image_size {size} does not match the encoder's {vit.image_size} "
+        raise ConfigError(f"--image_size {size} does not match the encoder's {vit.image_size} "
                          "(its positions are fixed to that grid); leave --image_size out.")
     evaluator = LinearProbe(size, args.dataset_path, args.dataset_name, args.classifier, args.knn_k,
                           args.batch_size, args.max_train_samples, args.max_test_samples, args.device,

@@ -9,23 +9,25 @@ our encoder file (simple_ijepa/official.py).
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..checkpoints import load_encoder, save_encoder
-from ..errors import run_command
+from ..errors import ConfigError, run_command
 from ..export import from_official, save_timm, timm_load_snippet
 from ..huggingface import save_hf
+from . import checks
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.export",
-                                description="Export a trained encoder as a timm VisionTransformer or a Hugging "
-                                "Face IJepaModel, or an official I-JEPA checkpoint as our encoder file.")
+    p = checks.parser("python -m simple_ijepa.export", "Export a trained encoder as a timm VisionTransformer or a "
+                      "Hugging Face IJepaModel, or an official I-JEPA checkpoint as our encoder file.")
     p.add_argument("--ckpt_path",
                    help="encoder file (encoder_*.pth / .safetensors) or training checkpoint (its EMA teacher)")
     p.add_argument("--timm", metavar="OUT.safetensors",
                    help="where to write the timm state dict (its timm kwargs go in the file's metadata)")
     p.add_argument("--hf", metavar="DIR", help="write a Hugging Face transformers IJepaModel folder (config.json + "
                    "model.safetensors) for IJepaModel.from_pretrained(DIR); needs transformers")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of --timm and --out if they exist")
     add_official_args(p)
     args = p.parse_args(argv)
     check_official_args(p, args)
@@ -41,8 +43,8 @@ def add_official_args(p: argparse.ArgumentParser) -> None:
                         "whose target encoder is exported")
     g.add_argument("--out", metavar="OUT.pth", help="also write the encoder as our encoder file (+ .safetensors "
                    "beside it), which load_encoder and logging.init_from read")
-    g.add_argument("--heads", type=int, help="--from-official: the encoder's heads, for a width that is none of the "
-                   "official sizes (they are not in the weights)")
+    g.add_argument("--heads", type=checks.positive_int, help="--from-official: the encoder's heads, for a width "
+                   "that is none of the official sizes (they are not in the weights)")
 
 
 def check_official_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -54,13 +56,32 @@ def check_official_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         p.error("nothing to write: give --timm OUT.safetensors, --hf DIR and/or --out OUT.pth.")
     if args.out is not None and not args.out.endswith(".pth"):
         p.error(f"--out {args.out!r}: our encoder file is a .pth (its .safetensors goes beside it); give a .pth name.")
-    if args.heads is not None and (args.from_official is None or args.heads < 1):
+    if args.heads is not None and args.from_official is None:
         p.error("--heads takes a positive number, with --from-official only.")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every file the command will write, checked before the input is read (ConfigError naming the argument)."""
+    inputs = [args.ckpt_path, args.from_official]
+    if args.timm is not None:
+        checks.output_file(args.timm, "--timm", args.overwrite, inputs)
+    if args.out is not None:
+        beside = os.path.splitext(args.out)[0] + ".safetensors"
+        if args.timm is not None and os.path.abspath(args.timm) == os.path.abspath(beside):
+            raise ConfigError(f"--out {args.out!r} writes {beside!r} beside it, which is --timm; "
+                              "give --timm another name.")
+        for path in (args.out, beside):
+            checks.output_file(path, "--out", args.overwrite, inputs)
+    if args.hf is not None:
+        checks.output_dir(args.hf, "--hf", inputs)
+        for name in ("config.json", "model.safetensors") if os.path.isdir(args.hf) else ():
+            checks.output_file(os.path.join(args.hf, name), "--hf", overwrite=True, inputs=inputs)  # not the input
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the command; returns the timm kwargs written into the file ({} without --timm)."""
     args = parse_args(argv)
+    check_outputs(args)
     if args.from_official is None:
         encoder = load_encoder(args.ckpt_path)
     else:

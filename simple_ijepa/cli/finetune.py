@@ -22,16 +22,18 @@ from ..checkpoints import load_encoder
 from ..errors import run_command
 from ..evaluation.finetune import FinetuneConfig, finetune, save_classifier
 from ..models.vit import VisionTransformer
+from . import checks
 from .evaluate import add_source_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.finetune", description=__doc__.split("\n\n")[0])
+    p = checks.parser("python -m simple_ijepa.finetune", __doc__.split("\n\n")[0])
     add_source_args(p)
     d = FinetuneConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the head (AdamW, cosine)")
+    p.add_argument("--epochs", type=checks.positive_int, default=d.epochs)
+    p.add_argument("--batch_size", type=checks.positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=checks.positive_float, default=d.lr,
+                   help="peak learning rate of the head (AdamW, cosine)")
     p.add_argument("--weight_decay", type=float, default=d.weight_decay)
     p.add_argument("--layer_decay", type=float, default=d.layer_decay, help="layer-wise LR decay per block")
     p.add_argument("--linear", action="store_true", help="train a linear head on the frozen encoder")
@@ -40,25 +42,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crop_scale", type=float, nargs=2, default=list(d.crop_scale), metavar=("LOW", "HIGH"),
                    help="area range of the training crops")
     p.add_argument("--no_hflip", action="store_true", help="no horizontal flips (e.g. digits)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--max_train_samples", type=int, default=None,
+    p.add_argument("--seed", type=checks.seed, default=d.seed)
+    p.add_argument("--max_train_samples", type=checks.positive_int, default=None,
                    help="fine-tune on a fixed subset of this many training images (default: all)")
-    p.add_argument("--max_test_samples", type=int, default=None, help="score on a fixed test subset (default: all)")
+    p.add_argument("--max_test_samples", type=checks.positive_int, default=None,
+                   help="score on a fixed test subset (default: all)")
     p.add_argument("--out_dir", default="./finetune")
     args = p.parse_args(argv)
-    for key in ("epochs", "batch_size", "max_train_samples", "max_test_samples"):
-        if getattr(args, key) is not None and getattr(args, key) < 1:
-            p.error(f"--{key} must be >= 1")
-    if args.lr <= 0 or not 0 < args.layer_decay <= 1 or args.weight_decay < 0:
-        p.error("--lr must be > 0, --layer_decay in (0, 1], --weight_decay >= 0")
+    if not 0 < args.layer_decay <= 1:
+        p.error(f"argument --layer_decay: {args.layer_decay} is not in (0, 1]")
+    if not 0 <= args.weight_decay < float("inf"):
+        p.error(f"argument --weight_decay: {args.weight_decay} is not a finite number >= 0")
     if not 0 < args.crop_scale[0] <= args.crop_scale[1] <= 1:
-        p.error("--crop_scale needs 0 < LOW <= HIGH <= 1")
+        p.error(f"argument --crop_scale: {args.crop_scale} needs 0 < LOW <= HIGH <= 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> float:
     """Run the command; returns the final top-1."""
     args = parse_args(argv)
+    checks.output_dir(args.out_dir, "--out_dir", inputs=[args.ckpt_path])
+    checks.student_source(args.ckpt_path, args.student)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     encoder = load_encoder(args.ckpt_path, teacher=not args.student)
     if args.from_scratch:

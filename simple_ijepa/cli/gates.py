@@ -11,31 +11,33 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
 from ..data import build_dataset
-from ..data.datasets import SPLITS
+from ..data.datasets import DATASETS, SPLITS
 from ..errors import run_command
+from . import checks
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.gate_experiments", description=__doc__.split("\n")[0])
+    p = checks.parser("python -m simple_ijepa.gate_experiments", __doc__.split("\n")[0])
     p.add_argument("--ckpt_path", required=True, help="training checkpoint of a gated run")
     p.add_argument("--dataset_path", default="./data", help="dataset root (default ./data)")
-    p.add_argument("--dataset_name", default=None, help="default: the checkpoint's data.dataset_name")
+    p.add_argument("--dataset_name", default=None, choices=tuple(DATASETS),
+                   help="default: the checkpoint's data.dataset_name")
     p.add_argument("--split", default="train", choices=SPLITS)
-    p.add_argument("--batch_size", type=int, default=256)
-    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--batch_size", type=checks.positive_int, default=256)
+    p.add_argument("--num_workers", type=checks.non_negative_int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader workers (0 = load in this process)")
-    p.add_argument("--num_batches", type=int, default=50, help="batches analysed (seeded random images)")
+    p.add_argument("--num_batches", type=checks.positive_int, default=50,
+                   help="batches analysed (seeded random images)")
     p.add_argument("--out_dir", default="./gate_analysis")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed", type=int, default=0, help="image order, noise and random gates")
+    p.add_argument("--device", type=checks.device, default=checks.default_device())
+    p.add_argument("--seed", type=checks.seed, default=0, help="image order, noise and random gates")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    checks.output_dir(args.out_dir, "--out_dir", inputs=[args.ckpt_path])
     from ..analysis.gate_analysis import format_summary, load_gated_model, run_gate_experiments
 
     model, cfg = load_gated_model(args.ckpt_path, args.device)

@@ -30,18 +30,13 @@ from ..analysis.feature_pictures import pca_picture, retrieval_picture
 from ..data import build_dataset
 from ..errors import run_command
 from ..evaluation.reference import load_checkpoint
+from . import checks
+from .checks import positive_int
 from .evaluate import add_source_args
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number >= 1")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simple_ijepa.visualize", description=__doc__.split("\n\n")[0])
+    p = checks.parser("python -m simple_ijepa.visualize", __doc__.split("\n\n")[0])
     add_source_args(p)
     p.add_argument("--out_dir", default="./pictures")
     p.add_argument("--num_images", type=positive_int, default=8, help="test images in pca_features.png")
@@ -50,13 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_train_samples", type=positive_int, default=2000,
                    help="retrieval bank: a seeded subset of this many train images")
     p.add_argument("--batch_size", type=positive_int, default=256)
-    p.add_argument("--seed", type=int, default=0, help="which images are picked")
+    p.add_argument("--seed", type=checks.seed, default=0, help="which images are picked")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, str]:
     """Run the command; returns {"pca_features": path, "retrieval": path} of the PNGs written."""
     args = parse_args(argv)
+    checks.output_dir(args.out_dir, "--out_dir", inputs=[args.ckpt_path])
+    checks.student_source(args.ckpt_path, args.student)
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
     net = gated if gated is not None else encoder
     size = (gated.encoder if gated is not None else encoder).config.image_size
