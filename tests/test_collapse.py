@@ -136,3 +136,14 @@ def test_the_pooled_target_adds_its_term_and_trains_its_head(tmp_path):
                                 f"logging.save_model_dir={tmp_path}"]))
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert all(r["loss_global"] > 0 for r in rows) and rows[-1]["loss"] > rows[-1]["loss_pred"]
+
+
+def test_a_batch_of_one_leaves_out_the_monitors_it_cannot_define():
+    """batch_size=1: no pooled std or RankMe across one image (left out, not NaN in metrics.jsonl), and
+    the collapse warning compares only what is there."""
+    from simple_ijepa.analysis.collapse import collapse_stats, collapse_warning
+
+    stats = collapse_stats(torch.randn(1, 16, 8))
+    assert set(stats) == {"token_std"} and stats["token_std"] > 0
+    assert collapse_warning(stats, {"pooled_std": 0.1, "token_std": 0.5, "rankme": 8.0}) is None
+    assert "token_std" in collapse_warning({"token_std": 0.01}, {"pooled_std": 0.1, "token_std": 0.5, "rankme": 8.0})

@@ -122,6 +122,21 @@ def test_export_replaces_a_file_with_overwrite_only(encoder_file, tmp_path, caps
     export.main(["--ckpt_path", encoder_file, "--out", out, "--overwrite"])
 
 
+def test_export_hf_into_a_folder_with_other_files_or_an_earlier_export(encoder_file, tmp_path, capsys, no_work):
+    """--hf never mixes its files with others: a folder with other files is refused, an earlier export is
+    replaced only with --overwrite (nothing is read before the refusal: no_work)."""
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "pytorch_model.bin").write_text("another model")
+    assert "other files (pytorch_model.bin)" in refused(export.main, ["--ckpt_path", encoder_file, "--hf", str(stale)],
+                                                        capsys)
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "config.json").write_text("{}")
+    assert "--overwrite" in refused(export.main, ["--ckpt_path", encoder_file, "--hf", str(earlier)], capsys)
+    assert (earlier / "config.json").read_text() == "{}" and (stale / "pytorch_model.bin").exists()
+
+
 def test_student_of_an_encoder_file_is_an_error(encoder_file, tmp_path, capsys, monkeypatch, no_work):
     monkeypatch.chdir(tmp_path)
     for path in (encoder_file, encoder_file.replace(".pth", ".safetensors")):

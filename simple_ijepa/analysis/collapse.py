@@ -37,18 +37,25 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
 
 @torch.no_grad()
 def collapse_stats(tokens: torch.Tensor) -> dict[str, float]:
-    """tokens [B, N, D] (teacher, layer-normed) -> {"pooled_std", "token_std", "rankme"} as floats."""
+    """tokens [B, N, D] (teacher, layer-normed) -> {"pooled_std", "token_std", "rankme"} as floats; a
+    monitor that one image (B = 1: pooled_std, rankme) or one token (token_std) cannot define is left
+    out rather than logged as NaN (which is not JSON, and compares as nothing)."""
     h = tokens.float()
     pooled = h.mean(1)  # [B, D]
-    return {"pooled_std": float(pooled.std(0).mean()) if h.shape[0] > 1 else float("nan"),
-            "token_std": float(h.std(1).mean()) if h.shape[1] > 1 else float("nan"),
-            "rankme": float(effective_rank(pooled - pooled.mean(0)))}
+    stats = {}
+    if h.shape[0] > 1:
+        stats["pooled_std"] = float(pooled.std(0).mean())
+    if h.shape[1] > 1:
+        stats["token_std"] = float(h.std(1).mean())
+    if h.shape[0] > 1:
+        stats["rankme"] = float(effective_rank(pooled - pooled.mean(0)))
+    return stats
 
 
 def collapse_warning(stats: dict[str, float], reference: dict[str, float]) -> str | None:
     """A warning naming every monitor below THRESHOLDS[k] * reference[k] and the likely causes, or None."""
     low = [f"{k}={stats[k]:.4g} < {frac:g} x {reference[k]:.4g} at init" for k, frac in THRESHOLDS.items()
-           if stats[k] < frac * reference[k]]
+           if k in stats and k in reference and stats[k] < frac * reference[k]]
     if not low:
         return None
     return (f"Teacher features look collapsed ({', '.join(low)}): they lose what tells images apart, so the probe "

@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where to write the timm state dict (its timm kwargs go in the file's metadata)")
     p.add_argument("--hf", metavar="DIR", help="write a Hugging Face transformers IJepaModel folder (config.json + "
                    "model.safetensors) for IJepaModel.from_pretrained(DIR); needs transformers")
-    p.add_argument("--overwrite", action="store_true", help="replace the files of --timm and --out if they exist")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files of --timm and --out, and an earlier export in --hf, if they exist")
     add_official_args(p)
     args = p.parse_args(argv)
     check_official_args(p, args)
@@ -60,6 +61,9 @@ def check_official_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         p.error("--heads takes a positive number, with --from-official only.")
 
 
+HF_FILES = ("config.json", "model.safetensors")  # what save_hf writes
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Every file the command will write, checked before the input is read (ConfigError naming the argument)."""
     inputs = [args.ckpt_path, args.from_official]
@@ -74,7 +78,15 @@ def check_outputs(args: argparse.Namespace) -> None:
             checks.output_file(path, "--out", args.overwrite, inputs)
     if args.hf is not None:
         checks.output_dir(args.hf, "--hf", inputs)
-        for name in ("config.json", "model.safetensors") if os.path.isdir(args.hf) else ():
+        present = sorted(os.listdir(args.hf)) if os.path.isdir(args.hf) else []
+        others = [f for f in present if f not in HF_FILES]
+        if others:  # a loader would mix them with the export (another model's weights, an old config)
+            raise ConfigError(f"--hf {args.hf!r} holds other files ({', '.join(others[:3])}); export into an empty "
+                              "folder (or one holding only an earlier export, with --overwrite).")
+        if present and not args.overwrite:
+            raise ConfigError(f"--hf {args.hf!r} already holds an export ({', '.join(present)}); pass --overwrite "
+                              "to replace it, or pick another folder.")
+        for name in present:
             checks.output_file(os.path.join(args.hf, name), "--hf", overwrite=True, inputs=inputs)  # not the input
 
 
