@@ -54,9 +54,9 @@ def test_collapsed_run_warns_once(tmp_path, caplog, monkeypatch):
     original = ijepa.JEPA.teacher_features
     calls = []
 
-    def collapsed(self, images):
+    def collapsed(self, images, over_ranks=False):
         calls.append(1)  # the first call measures the reference at init: leave that one alone
-        h = original(self, images)
+        h = original(self, images, over_ranks)
         return h if len(calls) == 1 else torch.zeros_like(h) + 1.0
 
     monkeypatch.setattr(ijepa.JEPA, "teacher_features", collapsed)
