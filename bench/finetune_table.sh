@@ -14,7 +14,7 @@ ARGS=(--dataset_name fashion_mnist --device cpu --epochs 10 --max_train_samples 
 seed=0
 for ckpt in "$@"; do
   for mode in pretrained from-scratch; do
-    extra=(); [[ $mode == from-scratch ]] && extra=(--from-scratch)
+    extra=(); [[ $mode == from-scratch ]] && extra=(--from_scratch)
     work=$(mktemp -d)
     start=$(date +%s)
     top1=$("${PYTHON:-python}" -m simple_ijepa.finetune --ckpt_path "$ckpt" "${ARGS[@]}" --seed "$seed" \

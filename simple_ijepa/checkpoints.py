@@ -78,6 +78,8 @@ def read_checkpoint(path: str, option: str = "--ckpt_path", map_location="cpu", 
             else:
                 blob = {"format": ENCODER_FORMAT, "vit_config": json.loads(metadata["vit_config"]),
                         "state_dict": state_dict}
+                if "data" in metadata:  # the training data (training_data)
+                    blob["data"] = json.loads(metadata["data"])
         except CheckpointError:
             raise
         except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
@@ -242,7 +244,21 @@ def save_encoder(encoder: VisionTransformer, path: str, extra: dict | None = Non
             "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
     atomic_save(blob, path)
     save_safetensors(blob["state_dict"], os.path.splitext(path)[0] + ".safetensors",
-                     {"format": ENCODER_FORMAT, "vit_config": json.dumps(blob["vit_config"])})
+                     {"format": ENCODER_FORMAT, "vit_config": json.dumps(blob["vit_config"]),
+                      **({"data": json.dumps(blob["data"])} if "data" in blob else {})})
+
+
+def training_data(path: str) -> dict | None:
+    """{"dataset_name", "dataset_path"} of the images an encoder file or training checkpoint was trained
+    on (the tools' defaults), or None: not recorded (older files, exports), or the file unreadable."""
+    try:
+        blob = read_checkpoint(path, mmap=True)
+    except CheckpointError:
+        return None
+    data = blob.get("data") or (blob.get("config") or {}).get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("dataset_name"), str):
+        return None
+    return {"dataset_name": data["dataset_name"], "dataset_path": data.get("dataset_path")}
 
 
 def load_encoder(path: str, map_location="cpu", teacher: bool = True) -> VisionTransformer:
@@ -393,7 +409,8 @@ def save_run_checkpoint(config: dict, model, optimizer, scaler, step: int, steps
     }
     save_training_checkpoint(state, save_dir, variant, config["logging"]["keep_last"])
     save_encoder(model.target_encoder, os.path.join(save_dir, checkpoint_names(variant)[1]),
-                 extra={"variant": variant, "step": step})
+                 extra={"variant": variant, "step": step, "data": {k: config["data"][k]
+                                                                   for k in ("dataset_name", "dataset_path")}})
 
 
 def restore_training_state(state: dict, path: str, model, optimizer, scaler) -> None:

@@ -98,6 +98,7 @@ class OptimConfig:
     min_lr: float = 1e-6  # LR at the end of the cosine decay
     decay_fraction: Optional[float] = None  # cosine over only this last share of steps; null: all after warm-up
     grad_clip: float = 0.0  # max global grad norm; 0 = off
+    accum_steps: int = 1  # micro-batches of dataloader.batch_size per update: global batch = batch x ranks x this
     max_steps: Optional[int] = None  # stop after this many steps (schedules use it as the end)
     compile: bool = False  # torch.compile the model
 
@@ -162,11 +163,29 @@ class TrainConfig:
     debug: DebugConfig = field(default_factory=DebugConfig)
 
 
+TRAIN_HELP = """ijepa-train / python -m simple_ijepa.train: I-JEPA and Gated I-JEPA pretraining (Hydra overrides).
+
+Usage:  ijepa-train [key=value ...]
+        ijepa-train experiment=cpu_small data.dataset_name=fashion_mnist
+        torchrun --standalone --nproc_per_node=4 -m simple_ijepa.train experiment=stl10_gpu
+
+Every key, its default and what it does: docs/configuration.md. Presets (experiment=NAME):
+$APP_CONFIG_GROUPS
+The resolved configuration, without training: add --cfg job. A run writes everything into
+logging.save_model_dir (checkpoints, metrics.jsonl, config.yaml, env.json, train.log).
+Hydra's own flags (--cfg, --multirun, ...): --hydra-help.
+"""
+
+
 @dataclass
 class HydraTrainConfig(TrainConfig):
     """TrainConfig plus Hydra's defaults list, so that `experiment=NAME` picks a preset (the
     `experiment` group) and any other `key=value` still overrides it. Hydra drops `defaults`."""
-    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"experiment": None}])
+    defaults: List[Any] = field(default_factory=lambda: [
+        "_self_", {"experiment": None}, {"override hydra/job_logging": "stdout"}])
+    # Hydra writes nothing of its own (no ./outputs/): the run folder records itself (training/loggers/run_record.py)
+    hydra: Any = field(default_factory=lambda: {"run": {"dir": "."}, "output_subdir": None,
+                                                "help": {"template": TRAIN_HELP}})
 
 
 _store = ConfigStore.instance()
@@ -353,6 +372,8 @@ def validate(cfg) -> None:
            f"{o.precision!r} is not one of {PRECISIONS} (or null to follow optim.fp16_precision).")
     _check(o.max_steps is None or o.max_steps >= 1, "optim.max_steps", f"must be >= 1 or null, got {o.max_steps}.")
     _check(cfg.dataloader.batch_size >= 1, "dataloader.batch_size", "must be >= 1.")
+    _check(isinstance(o.accum_steps, int) and o.accum_steps >= 1, "optim.accum_steps",
+           f"must be a whole number >= 1 (micro-batches per update), got {o.accum_steps!r}.")
     _check(not m.target_center or cfg.dataloader.batch_size >= 2, "model.target_center",
            "centres the targets over the batch, which needs dataloader.batch_size >= 2.")
     _check(cfg.dataloader.num_workers >= 0, "dataloader.num_workers", "must be >= 0.")

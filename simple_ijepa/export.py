@@ -14,7 +14,7 @@ official I-JEPA checkpoints in (`from_official`, simple_ijepa/official.py).
     tokens = official.encoder(images)                   # [B, N, D], the official target encoder's
 
     python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --timm encoder_timm.safetensors
-    python -m simple_ijepa.export --from-official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
+    python -m simple_ijepa.export --from_official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
 """
 from __future__ import annotations
 

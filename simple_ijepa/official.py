@@ -81,7 +81,7 @@ def is_official(blob) -> bool:
                                                                    for k in OFFICIAL_KEYS)
 
 
-def read_official(path: str, option: str = "--from-official") -> dict:
+def read_official(path: str, option: str = "--from_official") -> dict:
     """The official checkpoint at `path`, its tensors memory-mapped (the optimiser state, most of the
     file, is never read); CheckpointError naming `option` for anything else."""
     blob = read_torch_file(path, option, mmap=True)

@@ -8,7 +8,7 @@ import pytest
 BIN = os.path.dirname(sys.executable)
 
 
-@pytest.mark.parametrize("name,expect", [("ijepa-train", "powered by Hydra"), ("ijepa-evaluate", "--ckpt_path"),
+@pytest.mark.parametrize("name,expect", [("ijepa-train", "docs/configuration.md"), ("ijepa-evaluate", "--ckpt_path"),
                                          ("ijepa-gates", "--num_batches"), ("ijepa-demo", "quick demo"),
                                          ("ijepa-export", "--timm"), ("ijepa-visualize", "--out_dir")])
 @pytest.mark.slow

@@ -1,12 +1,14 @@
 """The README and docs/ stay short, linked and runnable.
 
-* README.md has at most 250 lines.
+* README.md has at most 150 lines (a user's page; results and history live in docs/).
 * Every relative markdown link in README.md and docs/**/*.md points at a file that exists, and its
   `#anchor` at a heading of the target file (GitHub's anchor rules).
 * Every training command in a ```bash block (run_ddp.py by python or torchrun, ijepa-train, the bench
   scripts that take key=value overrides, the demo) uses config keys that exist: the overrides go
   through `make_config`. Every `python -m simple_ijepa.NAME --flag ...` command is accepted by that
   module's `parse_args`.
+* The console scripts of pyproject.toml are the commands checked here, each runs the module its
+  `python -m` name runs, and each is documented.
 
 Fast: it imports the package and builds configs, nothing trains.
 """
@@ -31,12 +33,12 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 CODE_SPAN = re.compile(r"`+[^`]*`+")
 
 # Commands that run training and take `key=value` config overrides (the script's name as written).
-TRAIN_SCRIPTS = ("run_ddp.py", "scripts/train_ddp.py", "ijepa-train", "bench/fashion_mnist_probe.py",
-                 "bench/gated_fashion_mnist.py", "bench/throughput.py")
+TRAIN_SCRIPTS = ("simple_ijepa.train", "run_ddp.py", "scripts/train_ddp.py", "ijepa-train",
+                 "bench/fashion_mnist_probe.py", "bench/gated_fashion_mnist.py", "bench/throughput.py")
 # python -m simple_ijepa.NAME commands checked with that module's parse_args (console script aliases too).
 TOOLS = {"evaluate": "evaluate", "visualize": "visualize", "export": "export", "gate_experiments": "gate_experiments",
-         "ijepa-evaluate": "evaluate", "ijepa-visualize": "visualize", "ijepa-export": "export",
-         "ijepa-gates": "gate_experiments"}
+         "finetune": "finetune", "ijepa-evaluate": "evaluate", "ijepa-visualize": "visualize",
+         "ijepa-export": "export", "ijepa-gates": "gate_experiments", "ijepa-finetune": "finetune"}
 DEMO = ("demo", "ijepa-demo")
 OVERRIDE = re.compile(r"^(\+?[A-Za-z_][\w.]*)=(.*)$")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -212,6 +214,9 @@ def check_command(kind: str, name: str, arguments: list[str]) -> str | None:
     if kind == "demo":
         if {"-h", "--help"} & set(arguments):
             return None
+        from simple_ijepa.cli.demo import pop_output
+
+        arguments = pop_output(list(arguments))[0]  # --output FILE.json
         flags = [a for a in arguments if not OVERRIDE.match(a)]
         return f"the demo takes key=value overrides, not {flags}" if flags else check_overrides(arguments)
     try:
@@ -281,3 +286,22 @@ def test_checker_catches_mistakes():
     assert check_command(*classify(shlex.split(good))) is None
     gates = "python -m simple_ijepa.gate_experiments --ckpt_path x --split train"
     assert check_command(*classify(shlex.split(gates))) is None
+
+
+def test_console_scripts_are_the_documented_commands():
+    """pyproject's [project.scripts]: each is a command this file checks, runs the module of its
+    `python -m simple_ijepa.NAME` twin (or the training command), and appears in README.md or docs/."""
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in MD_FILES)
+    for script, target in scripts.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+        assert f"`{script}" in text or f"{script} " in text, f"{script} is not documented"
+        if script in TOOLS:
+            assert tool_parser(TOOLS[script]) is importlib.import_module(module).parse_args, script
+        elif script in DEMO:
+            assert importlib.import_module("simple_ijepa.demo").main is importlib.import_module(module).main
+        else:
+            assert script in TRAIN_SCRIPTS and module == "simple_ijepa.cli.train", script

@@ -1,5 +1,7 @@
 """Fine-tuning a saved encoder: it beats the linear probe of the same encoder on digits, the
 from-scratch and linear-head modes run, and the command's last line is top1=."""
+import json
+
 import pytest
 import torch
 from helpers import PYTHON, run_cli
@@ -37,9 +39,13 @@ def test_fine_tuning_beats_the_linear_probe_of_the_same_encoder(encoder_file, tm
 
 
 def test_linear_head_and_from_scratch_run(encoder_file, tmp_path):
-    linear = finetune(["--ckpt_path", encoder_file, "--epochs", "4", "--linear", "--out_dir", str(tmp_path / "l")]
-                      + ARGS + ["--lr", "5e-2"])
-    scratch = finetune(["--ckpt_path", encoder_file, "--epochs", "4", "--from-scratch", "--seed", "1",
+    linear = finetune(["--ckpt_path", encoder_file, "--epochs", "4", "--linear", "--out_dir", str(tmp_path / "l"),
+                       "--output", str(tmp_path / "l.json")] + ARGS + ["--lr", "5e-2"])
+    with open(tmp_path / "l.json") as f:  # --output: the printed figures as JSON
+        written = json.load(f)
+    assert written["top1"] == linear and len(written["top1_per_epoch"]) == 4 and written["mode"] == "linear head"
+    assert written["recipe"]["linear"] is True and written["dataset_name"] == "digits"
+    scratch = finetune(["--ckpt_path", encoder_file, "--epochs", "4", "--from_scratch", "--seed", "1",
                         "--out_dir", str(tmp_path / "s")] + ARGS)
     assert linear > 0.25 and scratch > 0.5  # chance: 0.1 (measured: 0.38 and 0.85)
 

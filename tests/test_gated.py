@@ -1,5 +1,6 @@
 """Gated I-JEPA: hard-concrete gate math, every gate position trains, pruning is exact, FLOPs
 counts, debug outputs, gate experiments, and the README's gated command (two processes)."""
+import json
 import math
 import os
 
@@ -321,8 +322,12 @@ def test_gate_experiments_write_the_eight_files(gated_run, tmp_path, capsys):
     out_dir = tmp_path / "analysis"
     summary = gate_experiments(["--ckpt_path", str(save_dir / "training_model_gated_ddp.pth"), "--split", "test",
                                 "--batch_size", "64", "--num_batches", "2", "--num_workers", "0",
-                                "--out_dir", str(out_dir), "--device", "cpu"])
+                                "--out_dir", str(out_dir), "--device", "cpu", "--output", str(tmp_path / "g.json")])
     assert sorted(os.listdir(out_dir)) == sorted(OUTPUT_FILES)
+    with open(tmp_path / "g.json") as f:  # --output: the printed summary as JSON
+        written = json.load(f)
+    assert written["dataset_name"] == "digits" and written["split"] == "test"
+    assert written["summary"]["encoder_flops_saved_frac"] == pytest.approx(summary["encoder_flops_saved_frac"])
     gate_map = torch.load(out_dir / "avg_gate_map.pt")
     assert gate_map.shape == (4, 4) and ((gate_map >= 0) & (gate_map <= 1)).all()
     fracs = np.load(out_dir / "open_fracs.npy")

@@ -69,7 +69,7 @@ ARGUMENTS = [
     (gates, ["--ckpt_path", "x.pth"], "--num_batches", "0"), (gates, ["--ckpt_path", "x.pth"], "--batch_size", "0"),
     (gates, ["--ckpt_path", "x.pth"], "--num_workers", "-1"), (gates, ["--ckpt_path", "x.pth"], "--device", "tpu9"),
     (gates, ["--ckpt_path", "x.pth"], "--dataset_name", "bogus"),
-    (export, ["--from-official", "x.pth.tar", "--out", "y.pth"], "--heads", "0"),
+    (export, ["--from_official", "x.pth.tar", "--out", "y.pth"], "--heads", "0"),
 ]
 
 

@@ -1,5 +1,5 @@
 """The official I-JEPA checkpoints (facebookresearch/ijepa): `from_official` gives the official tokens
-and predictions, `ijepa-export --from-official` writes our encoder file, and `logging.init_from`
+and predictions, `ijepa-export --from_official` writes our encoder file, and `logging.init_from`
 starts a run from the official weights (or refuses a run of another shape, naming the keys).
 
 The official model is reimplemented here in a few lines, with the official names and layout, after
@@ -238,7 +238,7 @@ def test_every_official_size_maps_onto_ours(patch, size, embed_dim, depth, mlp_r
 def test_export_from_official_writes_our_encoder_file(official, tmp_path, capsys):
     path, models = official
     out = str(tmp_path / "official.pth")
-    assert export(["--from-official", path, "--heads", "4", "--out", out]) == {}
+    assert export(["--from_official", path, "--heads", "4", "--out", out]) == {}
     assert "model.pos_order=col_row" in capsys.readouterr().out
     images = torch.randn(2, 3, 16, 16)
     for file in (out, out.replace(".pth", ".safetensors")):
@@ -250,8 +250,8 @@ def test_export_from_official_writes_our_encoder_file(official, tmp_path, capsys
         from_official(path)  # width 64 is none of the official sizes
 
 
-@pytest.mark.parametrize("argv", [["--timm", "x.safetensors"], ["--ckpt_path", "a", "--from-official", "b",
-                                  "--out", "x.pth"], ["--from-official", "b"], ["--from-official", "b", "--out", "x"],
+@pytest.mark.parametrize("argv", [["--timm", "x.safetensors"], ["--ckpt_path", "a", "--from_official", "b",
+                                  "--out", "x.pth"], ["--from_official", "b"], ["--from_official", "b", "--out", "x"],
                                   ["--ckpt_path", "a", "--heads", "4", "--out", "x.pth"]])
 def test_export_arguments_are_checked(argv):
     with pytest.raises(SystemExit):

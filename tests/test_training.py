@@ -53,7 +53,8 @@ def test_random_masking_trains(tmp_path):
 @pytest.mark.parametrize("recipe", [[], ["mask.context_budget=0.25", "optim.weight_decay=0.04",
                                            "optim.weight_decay_end=0.4", "ema.gamma_end=0.999",
                                            "model.target_center=true", "model.target_layers=2",
-                                           "optim.decay_fraction=0.5"]])
+                                           "optim.decay_fraction=0.5"],
+                                    ["optim.accum_steps=2", "dataloader.batch_size=32"]])
 def test_resumed_run_continues_at_the_saved_step_and_matches(tmp_path, recipe):
     """8 steps straight vs 4 steps + resume for 4 more: same losses, same final weights (the
     schedules of weight decay and EMA momentum come from the step alone)."""
@@ -175,3 +176,44 @@ def test_progress_in_a_log_file_is_a_plain_line_every_interval(caplog, monkeypat
     lines = [r.message for r in caplog.records if r.message.startswith("train:")]
     assert 10 <= len(lines) <= 20  # ~1,000 s at one line per 60 s, and the last one (not 500 redrawn bars)
     assert lines[-1].startswith("train: 500/500 (100%), 0.4") and lines[-1].endswith("it/s, loss=0.1")
+
+
+@pytest.mark.parametrize("recipe", [[], ["mask.context_budget=0.25"], ["optim.grad_clip=0.05"]])
+def test_gradient_accumulation_gives_the_update_of_the_larger_batch(recipe):
+    """optim.accum_steps=3 on one batch of 9 (micro-batches 3 + 3 + 3): the same loss and the same
+    weights after 3 updates as one step on the batch of 9: padded and packed contexts, a budget, clipping."""
+    import copy
+
+    from simple_ijepa.models import build_model
+    from simple_ijepa.training.step import TrainStep
+
+    common = TINY_MODEL + ["optim.precision=fp32", "mask.target_scale=[0.1,0.2]", *recipe]
+    whole = make_config(common + ["dataloader.batch_size=9"])
+    micro = make_config(common + ["dataloader.batch_size=3", "optim.accum_steps=3"])
+    torch.manual_seed(0)
+    model = build_model(whole)
+    models, init = [model, copy.deepcopy(model)], copy.deepcopy(model)
+    steps = [TrainStep(cfg, m, torch.device("cpu"), "fp32", total_steps=10) for cfg, m in zip((whole, micro), models)]
+    g = torch.Generator().manual_seed(0)
+    for s in range(3):
+        images = torch.randint(0, 256, (9, 3, 40, 40), dtype=torch.uint8, generator=g)
+        inputs = [step.inputs(images, s) for step in steps]
+        torch.testing.assert_close(inputs[0][:4], inputs[1][:4])  # the same crops and masks
+        if inputs[0][3] is not None:  # padded context: one count of real tokens per micro-batch
+            assert sum(inputs[1][4]) == inputs[0][4] and len(inputs[1][4]) == 3
+        losses = [step(x, s)[0] for step, x in zip(steps, inputs)]
+        torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+    assert not torch.equal(models[1].encoder.blocks[0].attn.qkv.weight, init.encoder.blocks[0].attn.qkv.weight)
+
+
+def test_gradient_accumulation_counts_steps_in_updates(tmp_path):
+    """With accum_steps=2 a step takes two batches: the epoch has half the steps, images/s counts both."""
+    out = train(make_config(DIGITS + ["dataloader.batch_size=32", "optim.accum_steps=2", "optim.num_epochs=1",
+                                      "logging.log_every_n_steps=100", f"logging.save_model_dir={tmp_path}"]))
+    from simple_ijepa.data import build_dataset
+
+    n = len(build_dataset("digits", "./data", "unlabeled"))
+    assert out["step"] == n // 64
+    assert metrics(tmp_path)[-1]["epoch"] == 1.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
 from ..errors import CheckpointError, ConfigError
@@ -26,17 +27,68 @@ from ..errors import CheckpointError, ConfigError
 SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default (argparse's ArgumentDefaultsHelpFormatter), but not a None
+    default: that flag's help says what happens without it."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, `error: argument --NAME: why`, exit status 2
-    (argparse's own print the usage above it)."""
+    (argparse's own print the usage above it). Flags are spelt with underscores (`--ckpt_path`, as
+    the seed README); the hyphen spelling of any of them (`--ckpt-path`) is accepted too."""
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        flags = set(self._option_string_actions)
+        args = [self._underscored(a, flags) for a in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
+
+    @staticmethod
+    def _underscored(arg: str, flags: set[str]) -> str:
+        """`--ckpt-path[=V]` -> `--ckpt_path[=V]` when that is a flag of this parser; else unchanged."""
+        if not arg.startswith("--") or "-" not in arg[2:]:
+            return arg
+        name, eq, value = arg.partition("=")
+        spelt = "--" + name[2:].replace("-", "_")
+        return spelt + eq + value if spelt in flags and name not in flags else arg
+
 
 def parser(prog: str, description: str) -> OneLineParser:
-    """The parser of a tool: one-line errors, exit status 2."""
-    return OneLineParser(prog=prog, description=description)
+    """The parser of a tool: one-line errors, exit status 2, defaults in --help, hyphens accepted."""
+    return OneLineParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
+def add_output(p: argparse.ArgumentParser) -> None:
+    """--output FILE.json: every figure the tool prints, also as JSON (timm's --results-file)."""
+    p.add_argument("--output", metavar="FILE.json", default=None,
+                   help="also write every figure printed, as JSON, to this file (replaced if it exists)")
+
+
+def json_output(path: str | None, inputs=()) -> None:
+    """Check --output before any work (a file in a writable folder, not an input); None: nothing asked."""
+    if path is not None:
+        output_file(path, "--output", overwrite=True, inputs=inputs)
+
+
+def write_json(path: str | None, result: dict) -> None:
+    """Write `result` to `path` (None: nothing) atomically, as indented JSON; numpy scalars as numbers."""
+    if path is None:
+        return
+    import json
+
+    def plain(value):  # numpy / torch scalars and arrays as numbers and lists; anything else as text
+        return value.tolist() if hasattr(value, "tolist") else str(value)
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=plain)
+        f.write("\n")
+    os.replace(tmp, path)
 
 
 def int_at_least(low: int):

@@ -3,6 +3,7 @@ compare a linear probe and k-NN of the pretrained encoder with the same encoder 
 
     python -m simple_ijepa.demo                      # about 9 minutes on a 2-core CPU
     python -m simple_ijepa.demo optim.max_steps=100  # any TrainConfig override
+    python -m simple_ijepa.demo --output demo.json   # the figures printed, also as JSON
 
 The demo is the `experiment=cpu_small` preset as it is (presets.py; docs/experiments/) on the 8x8
 digits upsampled to its 28 px: a 7x7 grid of patches, a 192-wide encoder, a 4-block predictor that
@@ -18,15 +19,13 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
-
 from ..checkpoints import load_encoder
 from ..config import make_config
-from ..errors import run_command
+from ..errors import ConfigError, run_command
 from ..evaluation import LinearProbe
-from ..evaluation.probe import linear_probe_accuracy
-from ..evaluation.reference import probe_with_random_init
+from ..evaluation.reference import probe_with_random_init, raw_pixels
 from ..training.trainer import train
+from . import checks
 
 DEMO_OVERRIDES = [
     "experiment=cpu_small", "data.dataset_name=digits", "eval.enabled=false", "eval.classifier=calibrated",
@@ -43,12 +42,20 @@ def compare_with_random_init(checkpoint_path: str, cfg, seed: int = 0) -> dict[s
     results = {"EMA teacher": results["pretrained"],
                "student": evaluator.evaluate(load_encoder(checkpoint_path, teacher=False), name="student"),
                "random init": results["random init"]}
-    pixels = [evaluator.train_set.images.reshape(len(evaluator.train_set), -1).astype(np.float32),
-              evaluator.test_set.images.reshape(len(evaluator.test_set), -1).astype(np.float32)]
-    results["raw pixels"] = {"probe_acc": linear_probe_accuracy(pixels[0], evaluator.train_set.labels, pixels[1],
-                                                                evaluator.test_set.labels, cfg.eval.classifier),
-                             "knn_acc": float("nan")}
+    results["raw pixels"] = evaluator.evaluate(raw_pixels, name="raw pixels")
     return results
+
+
+def pop_output(argv: list[str]) -> tuple[list[str], str | None]:
+    """(the overrides, the FILE of `--output FILE` / `--output=FILE`, or None)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--output="):
+            return argv[:i] + argv[i + 1:], arg.split("=", 1)[1]
+        if arg == "--output":
+            if i + 1 == len(argv):
+                raise ConfigError("--output needs a file name: --output demo.json")
+            return argv[:i] + argv[i + 2:], argv[i + 1]
+    return argv, None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,8 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     if {"-h", "--help"} & set(argv):
         print(__doc__)
         return {}
-    overrides = DEMO_OVERRIDES + argv
-    cfg = make_config(overrides)
+    argv, output = pop_output(argv)
+    checks.json_output(output)
+    cfg = make_config(DEMO_OVERRIDES + argv)
     t0 = time.perf_counter()
     out = train(cfg)
     seconds = time.perf_counter() - t0
@@ -67,10 +75,13 @@ def main(argv: list[str] | None = None) -> dict:
     base = results["random init"]
     print(f"{'encoder':<16}{'linear probe':>14}{'20-NN':>10}{'gain over random init':>26}")
     for name, r in results.items():
-        knn = "" if np.isnan(r["knn_acc"]) else f"{r['knn_acc']:.3f}"
         gain = (f"{100 * (r['probe_acc'] - base['probe_acc']):+.1f} / {100 * (r['knn_acc'] - base['knn_acc']):+.1f} pts"
                 if name in ("EMA teacher", "student") else "")
-        print(f"{name:<16}{r['probe_acc']:>14.3f}{knn:>10}{gain:>26}")
+        print(f"{name:<16}{r['probe_acc']:>14.3f}{r['knn_acc']:>10.3f}{gain:>26}")
+    checks.write_json(output, {"dataset_name": cfg.data.dataset_name, "steps": out["step"],
+                               "batch_size": cfg.dataloader.batch_size, "seconds": round(seconds, 1),
+                               "loss": out["metrics"].get("loss"), "save_dir": out["save_dir"],
+                               "classifier": cfg.eval.classifier, "knn_k": cfg.eval.knn_k, "results": results})
     return results
 
 

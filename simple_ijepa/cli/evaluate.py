@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 
+from ..checkpoints import training_data
 from ..data.datasets import DATASETS
 from ..errors import ConfigError, run_command
 from ..evaluation import LinearProbe
@@ -30,33 +31,55 @@ from . import checks
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     """The arguments of what to load and where (`load_checkpoint`, `build_dataset`), shared with
-    `visualize` and `finetune`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device."""
+    `visualize` and `finetune`: --ckpt_path, --dataset_name, --dataset_path, --student, --download, --device.
+    Call `dataset_defaults` on the parsed arguments."""
     p.add_argument("--ckpt_path", required=True, help="encoder file or training checkpoint")
-    p.add_argument("--dataset_name", default="stl10", choices=tuple(DATASETS))
-    p.add_argument("--dataset_path", default="./data")
+    p.add_argument("--dataset_name", default=None, choices=tuple(DATASETS),
+                   help="default: the dataset the encoder was trained on (recorded in its file), else stl10")
+    p.add_argument("--dataset_path", default=None,
+                   help="default: the training run's data.dataset_path for that dataset, else ./data")
     p.add_argument("--student", action="store_true", help="from a training checkpoint, take the student")
     p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    p.add_argument("--device", type=checks.device, default=checks.default_device())
+    p.add_argument("--device", type=checks.device, default=checks.default_device(),
+                   help="cpu, cuda, cuda:N or mps (the default: the first GPU, else cpu)")
+
+
+def dataset_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill --dataset_name / --dataset_path left out from what the encoder file records of its training
+    data (`checkpoints.training_data`); without a record, stl10 in ./data (the seed README's)."""
+    trained_on = training_data(args.ckpt_path) if os.path.isfile(args.ckpt_path) else None
+    if args.dataset_name is None:
+        args.dataset_name = trained_on["dataset_name"] if trained_on else "stl10"
+        if trained_on:
+            logging.getLogger("simple_ijepa").info(
+                f"--dataset_name {args.dataset_name}: the dataset the encoder was trained on")
+    if args.dataset_path is None:
+        same = trained_on and trained_on["dataset_name"] == args.dataset_name and trained_on["dataset_path"]
+        args.dataset_path = trained_on["dataset_path"] if same else "./data"
+    return args
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = checks.parser("python -m simple_ijepa.evaluate", __doc__.split("\n\n")[0])
     add_source_args(p)
     p.add_argument("--image_size", type=checks.positive_int, default=None, help="default: the encoder's own")
-    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic", "torch"))
+    p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic", "torch"),
+                   help="linear probe: logistic regression in 3-fold sigmoid calibration (the original README's), "
+                        "plain logistic regression, or full-batch L-BFGS in torch (docs/evaluation.md)")
     p.add_argument("--max_train_samples", type=checks.int_at_least(2), default=None,
                    help="default: all (a folder: 10,000)")
     p.add_argument("--max_test_samples", type=checks.int_at_least(2), default=None,
                    help="default: all (a folder: 10,000)")
     p.add_argument("--num_workers", type=checks.non_negative_int, default=min(4, os.cpu_count() or 1),
                    help="processes that decode a folder's images (default: up to 4, at most the CPU count)")
-    p.add_argument("--batch_size", type=checks.positive_int, default=256)
-    p.add_argument("--knn_k", type=checks.positive_int, default=20)
+    p.add_argument("--batch_size", type=checks.positive_int, default=256, help="images per forward pass")
+    p.add_argument("--knn_k", type=checks.positive_int, default=20, help="neighbours in the weighted k-NN vote")
     p.add_argument("--seed", type=checks.seed, default=0, help="seed of the random-init reference")
     p.add_argument("--n_last_blocks", type=checks.positive_int, default=1,
                    help="probe the last k blocks' tokens concatenated (the paper reports the best of 1 and 4)")
     p.add_argument("--no_raw_pixels", action="store_true",
                    help="leave out the raw-pixels row (at 96 px it fits a probe on 27,648 features per image)")
+    checks.add_output(p)
     return p.parse_args(argv)
 
 
@@ -65,8 +88,10 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     probe_acc / knn_acc ({"gated", "all_open", "EMA teacher", "random init", "raw pixels"} for a gated
     training checkpoint; no "raw pixels" with --no_raw_pixels)."""
     args = parse_args(argv)
+    checks.json_output(args.output, inputs=[args.ckpt_path])
     checks.student_source(args.ckpt_path, args.student)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    dataset_defaults(args)
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
     vit = (gated.encoder if gated is not None else encoder).config
     size = args.image_size or vit.image_size
@@ -96,6 +121,11 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     for name, r in results.items():
         label = f"random init (seed {args.seed})" if name == "random init" else name
         print(f"{label:<24}{r['probe_acc']:>14.4f}{r['knn_acc']:>10.4f}")
+    checks.write_json(args.output, {
+        "ckpt_path": args.ckpt_path, "student": args.student, "dataset_name": args.dataset_name,
+        "dataset_path": args.dataset_path, "train_images": n_train, "test_images": n_test,
+        "classifier": args.classifier, "knn_k": args.knn_k, "n_last_blocks": args.n_last_blocks,
+        "random_init_seed": args.seed, "results": results})
     return results
 
 

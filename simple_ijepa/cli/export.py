@@ -4,7 +4,7 @@ our encoder file (simple_ijepa/official.py).
 
     python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --timm encoder_timm.safetensors
     python -m simple_ijepa.export --ckpt_path models/encoder_ddp.pth --hf encoder_hf
-    python -m simple_ijepa.export --from-official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
+    python -m simple_ijepa.export --from_official IN1K-vit.h.14-300e.pth.tar --out vith14.pth
 """
 from __future__ import annotations
 
@@ -39,26 +39,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def add_official_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("official I-JEPA checkpoints (facebookresearch/ijepa), our encoder file")
-    g.add_argument("--from-official", metavar="PATH",
+    g.add_argument("--from_official", metavar="PATH",
                    help="the input instead of --ckpt_path: an official checkpoint (e.g. IN1K-vit.h.14-300e.pth.tar), "
                         "whose target encoder is exported")
     g.add_argument("--out", metavar="OUT.pth", help="also write the encoder as our encoder file (+ .safetensors "
                    "beside it), which load_encoder and logging.init_from read")
-    g.add_argument("--heads", type=checks.positive_int, help="--from-official: the encoder's heads, for a width "
+    g.add_argument("--heads", type=checks.positive_int, help="--from_official: the encoder's heads, for a width "
                    "that is none of the official sizes (they are not in the weights)")
 
 
 def check_official_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """One input (--ckpt_path or --from-official), at least one output (--timm, --hf, --out)."""
+    """One input (--ckpt_path or --from_official), at least one output (--timm, --hf, --out)."""
     if (args.ckpt_path is None) == (args.from_official is None):
-        p.error("give one input: --ckpt_path PATH (our encoder or training checkpoint) or --from-official PATH "
+        p.error("give one input: --ckpt_path PATH (our encoder or training checkpoint) or --from_official PATH "
                 "(an official I-JEPA checkpoint).")
     if args.timm is None and args.hf is None and args.out is None:
         p.error("nothing to write: give --timm OUT.safetensors, --hf DIR and/or --out OUT.pth.")
     if args.out is not None and not args.out.endswith(".pth"):
         p.error(f"--out {args.out!r}: our encoder file is a .pth (its .safetensors goes beside it); give a .pth name.")
     if args.heads is not None and args.from_official is None:
-        p.error("--heads takes a positive number, with --from-official only.")
+        p.error("--heads takes a positive number, with --from_official only.")
 
 
 HF_FILES = ("config.json", "model.safetensors")  # what save_hf writes

@@ -2,16 +2,18 @@
 
     python -m simple_ijepa.finetune --ckpt_path models/encoder_ddp.pth --dataset_name fashion_mnist --epochs 10
     python -m simple_ijepa.finetune ... --linear          # a linear head on the frozen encoder
-    python -m simple_ijepa.finetune ... --from-scratch    # the same recipe from random init
+    python -m simple_ijepa.finetune ... --from_scratch    # the same recipe from random init
 
 `--ckpt_path` takes what `evaluate` takes (an encoder file or a training checkpoint's teacher;
-`--student` for the student); with --from-scratch it only gives the architecture. Writes
+`--student` for the student); with --from_scratch it only gives the architecture. Writes
 OUT_DIR/classifier.safetensors (weights; the encoder shape, classes, recipe and results in its
-metadata). The last line printed is `top1=0.xxxx` on the test split.
+metadata). The last line printed is `top1=0.xxxx` on the test split; `--output FILE.json` writes
+the same figures as JSON.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -23,31 +25,32 @@ from ..errors import run_command
 from ..evaluation.finetune import FinetuneConfig, finetune, save_classifier
 from ..models.vit import VisionTransformer
 from . import checks
-from .evaluate import add_source_args
+from .evaluate import add_source_args, dataset_defaults
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = checks.parser("python -m simple_ijepa.finetune", __doc__.split("\n\n")[0])
     add_source_args(p)
     d = FinetuneConfig()
-    p.add_argument("--epochs", type=checks.positive_int, default=d.epochs)
-    p.add_argument("--batch_size", type=checks.positive_int, default=d.batch_size)
+    p.add_argument("--epochs", type=checks.positive_int, default=d.epochs, help="passes over the training images")
+    p.add_argument("--batch_size", type=checks.positive_int, default=d.batch_size, help="images per step")
     p.add_argument("--lr", type=checks.positive_float, default=d.lr,
                    help="peak learning rate of the head (AdamW, cosine)")
-    p.add_argument("--weight_decay", type=float, default=d.weight_decay)
+    p.add_argument("--weight_decay", type=float, default=d.weight_decay, help="AdamW weight decay of the matrices")
     p.add_argument("--layer_decay", type=float, default=d.layer_decay, help="layer-wise LR decay per block")
     p.add_argument("--linear", action="store_true", help="train a linear head on the frozen encoder")
-    p.add_argument("--from-scratch", dest="from_scratch", action="store_true",
+    p.add_argument("--from_scratch", dest="from_scratch", action="store_true",
                    help="start from random init (the checkpoint gives the architecture only)")
     p.add_argument("--crop_scale", type=float, nargs=2, default=list(d.crop_scale), metavar=("LOW", "HIGH"),
                    help="area range of the training crops")
     p.add_argument("--no_hflip", action="store_true", help="no horizontal flips (e.g. digits)")
-    p.add_argument("--seed", type=checks.seed, default=d.seed)
+    p.add_argument("--seed", type=checks.seed, default=d.seed, help="head init, image order and crops")
     p.add_argument("--max_train_samples", type=checks.positive_int, default=None,
                    help="fine-tune on a fixed subset of this many training images (default: all)")
     p.add_argument("--max_test_samples", type=checks.positive_int, default=None,
                    help="score on a fixed test subset (default: all)")
-    p.add_argument("--out_dir", default="./finetune")
+    p.add_argument("--out_dir", default="./finetune", help="where classifier.safetensors goes")
+    checks.add_output(p)
     args = p.parse_args(argv)
     if not 0 < args.layer_decay <= 1:
         p.error(f"argument --layer_decay: {args.layer_decay} is not in (0, 1]")
@@ -62,8 +65,10 @@ def main(argv: list[str] | None = None) -> float:
     """Run the command; returns the final top-1."""
     args = parse_args(argv)
     checks.output_dir(args.out_dir, "--out_dir", inputs=[args.ckpt_path])
+    checks.json_output(args.output, inputs=[args.ckpt_path])
     checks.student_source(args.ckpt_path, args.student)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    dataset_defaults(args)
     encoder = load_encoder(args.ckpt_path, teacher=not args.student)
     if args.from_scratch:
         torch.manual_seed(args.seed)
@@ -79,6 +84,10 @@ def main(argv: list[str] | None = None) -> float:
     mode = "linear head" if args.linear else "full fine-tuning" + (" from scratch" if args.from_scratch else "")
     print(f"{args.dataset_name}, {mode}, {args.epochs} epochs: top-1 per epoch {json.dumps(history)}; wrote {path}")
     print(f"top1={history[-1]:.4f}")
+    checks.write_json(args.output, {
+        "ckpt_path": args.ckpt_path, "student": args.student, "dataset_name": args.dataset_name,
+        "dataset_path": args.dataset_path, "mode": mode, "recipe": dataclasses.asdict(cfg),
+        "top1_per_epoch": history, "top1": history[-1], "classifier": path})
     return history[-1]
 
 

@@ -32,19 +32,19 @@ from ..errors import run_command
 from ..evaluation.reference import load_checkpoint
 from . import checks
 from .checks import positive_int
-from .evaluate import add_source_args
+from .evaluate import add_source_args, dataset_defaults
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = checks.parser("python -m simple_ijepa.visualize", __doc__.split("\n\n")[0])
     add_source_args(p)
-    p.add_argument("--out_dir", default="./pictures")
+    p.add_argument("--out_dir", default="./pictures", help="where pca_features.png and retrieval.png go")
     p.add_argument("--num_images", type=positive_int, default=8, help="test images in pca_features.png")
     p.add_argument("--num_queries", type=positive_int, default=4, help="query images in retrieval.png")
     p.add_argument("--k", type=positive_int, default=5, help="neighbours shown per query")
     p.add_argument("--max_train_samples", type=positive_int, default=2000,
                    help="retrieval bank: a seeded subset of this many train images")
-    p.add_argument("--batch_size", type=positive_int, default=256)
+    p.add_argument("--batch_size", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--seed", type=checks.seed, default=0, help="which images are picked")
     return p.parse_args(argv)
 
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     args = parse_args(argv)
     checks.output_dir(args.out_dir, "--out_dir", inputs=[args.ckpt_path])
     checks.student_source(args.ckpt_path, args.student)
+    dataset_defaults(args)
     gated, encoder = load_checkpoint(args.ckpt_path, args.student, args.device)
     net = gated if gated is not None else encoder
     size = (gated.encoder if gated is not None else encoder).config.image_size

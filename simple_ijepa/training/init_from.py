@@ -74,7 +74,7 @@ def check_fits(file_keys: dict, model_cfg, path: str) -> None:
         raise ConfigError(
             f"Invalid config `{', '.join(f'model.{k}' for k in differ)}`: {OPTION}={path!r} holds another model: "
             + "; ".join(f"model.{k}: file {file_keys[k]!r}, this run {run[k]!r}" for k in differ)
-            + ". Set them to the file's values (`ijepa-export --from-official PATH --out OUT.pth` prints all of an "
+            + ". Set them to the file's values (`ijepa-export --from_official PATH --out OUT.pth` prints all of an "
             "official checkpoint's).")
 
 

@@ -23,6 +23,7 @@ from ..utils.distributed import DistInfo
 from .init_from import init_from
 from .loggers import build_loggers
 from .loggers.jsonl import METRICS_FILE
+from .loggers.run_record import RECORD_FILES, RunRecordLogger
 from .loggers.wandb import RUN_ID_FILE
 from .save_dir import claim_for_run
 from .step import TrainStep, compile_net, effective_precision
@@ -50,6 +51,7 @@ class Run:
     t_last: float = 0.0
     resume_from: str | None = None  # the checkpoint this run continues (logging.ckpt_path, `auto` resolved)
     identity: dict | None = None  # save_dir's run.json (rank 0; save_dir.py): its run_id goes into every checkpoint
+    record: RunRecordLogger | None = None  # rank 0: config.yaml, env.json, train.log (written by record.start())
     saved_step: int | None = None  # the step of the newest checkpoint on disk (None: none yet)
     save_failed: bool = False  # the latest checkpoint write failed (disk full, file size limit, ...)
 
@@ -79,14 +81,16 @@ def start_run(cfg, info: DistInfo, loggers: list) -> Run:
         log.info(f"logging.ckpt_path=auto: {found}")
     identity = None
     if info.is_main:  # before anything is written: the folder holds no other run (save_dir.py)
-        identity, removed = claim_for_run(cfg, resume_from, (METRICS_FILE, RUN_ID_FILE))
+        identity, removed = claim_for_run(cfg, resume_from, (METRICS_FILE, RUN_ID_FILE) + RECORD_FILES)
         if removed:
             log.warning(f"logging.overwrite=true: removed the previous run's {len(removed)} file(s) from {save_dir}.")
     precision = effective_precision(resolve_precision(cfg.optim), info.device)
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("Invalid config `optim.precision`: bf16 is not supported on this GPU; use fp16 or fp32.")
+    record = None
     if info.is_main:
-        loggers += build_loggers(cfg, save_dir)
+        record = RunRecordLogger(cfg, save_dir)  # holds the messages until the run is under way (record.start)
+        loggers += [record] + build_loggers(cfg, save_dir)
 
     def load():  # rank 0 first (it may download), then the others
         return build_dataset(cfg.data.dataset_name, cfg.data.dataset_path, "unlabeled", download=cfg.data.download,
@@ -97,11 +101,12 @@ def start_run(cfg, info: DistInfo, loggers: list) -> Run:
         dist.barrier()
     if dataset is None:
         dataset = load()
-    B = cfg.dataloader.batch_size
-    steps_per_epoch = len(dataset) // (B * world)
+    B, accum = cfg.dataloader.batch_size, cfg.optim.accum_steps
+    steps_per_epoch = len(dataset) // (B * world * accum)
     if steps_per_epoch == 0:
-        raise ConfigError(f"Invalid config `dataloader.batch_size`: {B} per process x {world} process(es) is more "
-                          f"than the {len(dataset)} images of {cfg.data.dataset_name}; lower it.")
+        raise ConfigError(f"Invalid config `dataloader.batch_size`: {B} per process x {world} process(es)"
+                          + (f" x {accum} micro-batches (optim.accum_steps)" if accum > 1 else "")
+                          + f" is more than the {len(dataset)} images of {cfg.data.dataset_name}; lower it.")
     total_steps = cfg.optim.max_steps or cfg.optim.num_epochs * steps_per_epoch
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -112,10 +117,11 @@ def start_run(cfg, info: DistInfo, loggers: list) -> Run:
     train_step = TrainStep(cfg, model, info.device, precision, total_steps, info.rank, net)
     n_params = sum(p.numel() for p in model.encoder.parameters())
     log.info(f"simple-ijepa: variant={cfg.variant}, {n_params / 1e6:.2f}M encoder params, {len(dataset)} images, "
-             f"{world} process(es) on {info.device.type}, batch {B}/process, {steps_per_epoch} steps/epoch, "
+             f"{world} process(es) on {info.device.type}, batch {B}/process"
+             + (f" x {accum} micro-batches" if accum > 1 else "") + f", {steps_per_epoch} steps/epoch, "
              f"{total_steps} steps, precision {precision}")
     return Run(cfg, info, dataset, model, train_step, steps_per_epoch, total_steps, loggers,
-               resume_from=resume_from, identity=identity)
+               resume_from=resume_from, identity=identity, record=record)
 
 
 def resume_run(run: Run) -> None:
@@ -139,7 +145,8 @@ def resume_run(run: Run) -> None:
 
 def epoch_loader(run: Run) -> DataLoader:
     """The loader of the epoch `run.step` falls in, starting at that step's batch (exact resume)."""
-    cfg, B = run.cfg, run.cfg.dataloader.batch_size
+    cfg = run.cfg
+    B = cfg.dataloader.batch_size * cfg.optim.accum_steps  # a step's images; TrainStep splits them (accum_steps)
     epoch, skip = divmod(run.step, run.steps_per_epoch)
     if hasattr(run.dataset, "set_epoch"):  # e.g. folders: where each image's square falls (a resume replays it)
         run.dataset.set_epoch(epoch)

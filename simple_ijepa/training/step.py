@@ -1,7 +1,8 @@
 """One optimisation step, shared by the trainer and `bench/throughput.py`.
 
 `TrainStep.inputs(images_u8, step)`: uint8 batch -> device -> crop/flip -> (+ masks if the model needs them).
-`TrainStep(inputs, step)`: forward under autocast -> backward -> AdamW -> teacher copy / EMA.
+`TrainStep(inputs, step)`: forward under autocast -> backward -> AdamW -> teacher copy / EMA; with
+optim.accum_steps = k, forward + backward run on k micro-batches of the batch before the one update.
 Everything random is seeded from (seed, rank, step, stream): the same step always sees the same batch
 view, and the streams (crops and flips, mask sizes, mask positions, the model's gate noise) are
 independent of each other: each has its own seed, not one seed shared by generators that would
@@ -13,11 +14,13 @@ from pinned memory; the learning rate and EMA momentum are host floats computed 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..data import random_resized_crop
 from ..masks import build_masks
@@ -129,8 +132,10 @@ class TrainStep:
         self.mask_torch_gen.manual_seed(stream_seed(seed, rank, step, "mask_positions"))
         masks = self.mask_gen(batch_size, random.Random(stream_seed(seed, rank, step, "mask_sizes")),
                               self.mask_torch_gen)
-        valid = masks[2]
-        count = None if valid is None or self.dynamic_masks else int(valid.sum())
+        valid, accum = masks[2], self.cfg.optim.accum_steps
+        count = None
+        if valid is not None and not self.dynamic_masks:  # one count per micro-batch (micro_batches)
+            count = int(valid.sum()) if accum == 1 else tuple(int(v.sum()) for v in valid.tensor_split(accum))
         if self.device.type == "cuda":
             masks = tuple(None if m is None else m.pin_memory() for m in masks)
         if self.device.type != "cpu":
@@ -162,10 +167,17 @@ class TrainStep:
                 torch._dynamo.maybe_mark_dynamic(inputs[3], 1)
         # Gate noise and SIGReg directions come from the model's generator: same step, same draws.
         self.model.reseed(stream_seed(cfg.seed, self.rank, step, "model"))
-        with autocast(self.device, self.precision):
-            loss, stats = self.net(*inputs)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        chunks = micro_batches(inputs, cfg.optim.accum_steps)
+        total = inputs[0].shape[0]
+        loss = torch.zeros((), device=self.device)
+        for i, chunk in enumerate(chunks):
+            # the loss is a mean over the batch: weight each micro-batch's mean by its share of it
+            share = chunk[0].shape[0] / total
+            with self._sync_grads(i == len(chunks) - 1), autocast(self.device, self.precision):
+                micro_loss, stats = self.net(*chunk)
+            self.scaler.scale(micro_loss * share).backward()
+            loss += micro_loss.detach().float() * share
         if cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
@@ -176,4 +188,25 @@ class TrainStep:
             self.model.copy_teacher()
         elif action == "ema":
             self.model.update_teacher(momentum)
-        return loss.detach(), stats, lr
+        return loss, stats, lr
+
+    def _sync_grads(self, last: bool):
+        """DDP all-reduces the gradients on the last micro-batch of a step only (no_sync before it)."""
+        ddp = getattr(self.net, "_orig_mod", self.net)  # (under optim.compile: the wrapped module)
+        return ddp.no_sync() if not last and isinstance(ddp, DDP) else contextlib.nullcontext()
+
+
+def micro_batches(inputs: tuple, accum_steps: int) -> list[tuple]:
+    """Split one step's inputs (TrainStep.inputs) along the batch into `accum_steps` micro-batches
+    (optim.accum_steps; as equal as the batch allows). A context_tokens count per micro-batch
+    (a tuple, from `masks`) goes to its own micro-batch; padding stays at the batch's width."""
+    if accum_steps == 1:
+        return [inputs]
+    images, *masks = inputs
+    parts = [images.tensor_split(accum_steps)]
+    if masks:
+        context_idx, target_idx, valid, counts = masks
+        parts += [context_idx.tensor_split(accum_steps), target_idx.tensor_split(accum_steps),
+                  [None] * accum_steps if valid is None else valid.tensor_split(accum_steps),
+                  counts if isinstance(counts, (tuple, list)) else [None] * accum_steps]
+    return [chunk for chunk in zip(*parts) if chunk[0].shape[0] > 0]

@@ -77,6 +77,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     random.seed(cfg.seed + rank)
     if info.is_main:
         write_identity(run.save_dir, run.identity)  # the folder is this run's now (run.json)
+        run.record.start()  # config.yaml, env.json, train.log
         cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
     losses = torch.zeros(log_every, device=info.device)
     bar = progress(run.total_steps, "train", initial=run.step, enabled=info.is_main)
@@ -141,7 +142,8 @@ def _loss_window(losses: torch.Tensor, run: Run) -> torch.Tensor:
 
 def _log_metrics(run: Run, window: torch.Tensor, lr: float, stats: dict, images: torch.Tensor) -> None:
     """This log step's metrics line (kept in run.last_metrics), with the collapse monitors on rank 0."""
-    speed = (run.step - run.step_last) * run.cfg.dataloader.batch_size * run.info.world_size / max(
+    images_per_step = run.cfg.dataloader.batch_size * run.cfg.optim.accum_steps * run.info.world_size
+    speed = (run.step - run.step_last) * images_per_step / max(
         time.perf_counter() - run.t_last, 1e-9)
     ema = run.cfg.ema
     run.last_metrics = metrics_line(run.step, run.step / run.steps_per_epoch, window.mean().item(), lr,

@@ -1,4 +1,5 @@
-"""Where the metrics of a log step go: one small protocol, one file per logger, one registry.
+"""Where the metrics of a log step go: one small protocol, one file per logger, one registry
+(and the run's own record, run_record.py: config.yaml, env.json, train.log).
 
 A logger is built on rank 0 as `Logger(cfg, save_dir)` when `Logger.wanted(cfg)` holds, gets
 `log(metrics, step)` at every log step (the scalars of a metrics.jsonl line: loss, LR, monitors,
@@ -50,5 +51,5 @@ def scalars(metrics: dict) -> dict[str, float]:
             and k != "step"}
 
 
-__all__ = ["LOGGERS", "JSONLLogger", "Logger", "TensorBoardLogger", "WandbLogger", "build_loggers", "metrics_line",
-           "scalars"]
+__all__ = ["LOGGERS", "JSONLLogger", "Logger", "TensorBoardLogger", "WandbLogger", "build_loggers",
+           "metrics_line", "scalars"]
