@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MD_FILES = [README] + sorted((ROOT / "docs").rglob("*.md"))
-MAX_README_LINES = 250
+MAX_README_LINES = 150
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

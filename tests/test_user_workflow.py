@@ -130,3 +130,22 @@ def test_the_examples_run(tmp_path):
 
     f = np.load(tmp_path / "f.npz")
     assert f["features"].shape == (3, 192) and np.isfinite(f["features"]).all()
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    """README's ```python block, as written, with a smaller model and 2 steps in a tmp folder."""
+    import re
+
+    import simple_ijepa
+
+    with open(os.path.join(REPO, "README.md")) as f:
+        code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+    make_config_as_written = simple_ijepa.make_config
+    small = ["model.hidden_dim=32", "model.depth=1", "model.heads=2", "model.head_dim=16", "model.predictor_dim=32",
+             "model.predictor_depth=1", "optim.max_steps=2", "dataloader.batch_size=16", "eval.enabled=false"]
+    monkeypatch.setattr(simple_ijepa, "make_config", lambda overrides: make_config_as_written(overrides + small))
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["summary"]["step"] == 2 and (tmp_path / "runs" / "api" / "env.json").is_file()
+    assert namespace["features"].shape == (8, 32)
