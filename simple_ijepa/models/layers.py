@@ -49,6 +49,23 @@ def is_sincos_table(table: torch.Tensor, grid: int, dim: int, order: str) -> boo
                                                                           atol=1e-5)
 
 
+class _SelectRows(torch.autograd.Function):
+    """x[index] for unique row indices, [n, C] -> [T, C], with a backward that copies the gradient
+    rows back (index_copy) instead of accumulating them: `index_select`'s own backward (index_add)
+    took 10x longer on the CPU here (44 ms against 3.7 ms for the predictor's [6720, 128]; torch 2.14)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = x.shape[0]
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        return grad.new_zeros(ctx.rows, grad.shape[1]).index_copy_(0, index, grad), None
+
+
 @dataclass
 class PackedTokens:
     """The real tokens of a padded batch [B, K, C], packed as [T, C] (T = number of real tokens), so
@@ -75,7 +92,7 @@ class PackedTokens:
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """[B, K, C] -> [T, C]."""
-        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)
+        return _SelectRows.apply(x.reshape(self.batch * self.length, -1), self.index)
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """[T, C] -> [B, K, C], zeros in the padding slots."""
