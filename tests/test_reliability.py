@@ -216,6 +216,8 @@ def test_plots_written_at_the_end_and_on_demand(baseline_run, tmp_path):
     os.remove(baseline_run / "loss.png")
     run = run_cli([PYTHON, "-m", "simple_ijepa.analysis.run_plots", str(baseline_run)], cwd=tmp_path)
     assert run.returncode == 0 and (baseline_run / "loss.png").is_file()
+    missing = run_cli([PYTHON, "-m", "simple_ijepa.analysis.run_plots", str(tmp_path / "nope")], cwd=tmp_path)
+    assert missing.returncode == 2 and "no metrics.jsonl" in missing.stdout and "Traceback" not in missing.stdout
 
 
 # --- issue 11: monitors never stop a run; bad images; save dirs; resume checks; intervals -----------

@@ -60,12 +60,24 @@ def plot_run(run_dir: str) -> list[str]:
     return written
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Plot loss.png / probe.png from a run's metrics.jsonl.")
+def main(argv=None) -> list[str]:
+    from ..cli import checks
+    from ..errors import ConfigError
+
+    parser = checks.parser("python -m simple_ijepa.analysis.run_plots",
+                           "Plot loss.png / collapse.png / probe.png from a run's metrics.jsonl.")
     parser.add_argument("run_dir", help="the run's logging.save_model_dir")
-    for path in plot_run(parser.parse_args(argv).run_dir):
+    run_dir = parser.parse_args(argv).run_dir
+    if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+        raise ConfigError(f"run_dir {run_dir!r} has no metrics.jsonl: give a run's logging.save_model_dir.")
+    checks.output_file(os.path.join(run_dir, "loss.png"), "run_dir", overwrite=True)  # the plots go there
+    written = plot_run(run_dir)
+    for path in written:
         print(path)
+    return written
 
 
 if __name__ == "__main__":
-    main()
+    from ..errors import run_command
+
+    run_command(main)
