@@ -1,0 +1,1 @@
+"""Training: the loop (trainer.py), one step (step.py), schedules, checkpoints, W&B logging."""
