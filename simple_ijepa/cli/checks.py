@@ -18,6 +18,7 @@ naming the argument, which `errors.run_command` prints as one line before exitin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -79,7 +80,6 @@ def write_json(path: str | None, result: dict) -> None:
     """Write `result` to `path` (None: nothing) atomically, as indented JSON; numpy scalars as numbers."""
     if path is None:
         return
-    import json
 
     def plain(value):  # numpy / torch scalars and arrays as numbers and lists; anything else as text
         return value.tolist() if hasattr(value, "tolist") else str(value)

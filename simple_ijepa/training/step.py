@@ -151,7 +151,9 @@ class TrainStep:
         return (images, *self.masks(images.shape[0], step))
 
     def __call__(self, inputs: tuple, step: int) -> tuple[torch.Tensor, dict, float]:
-        """One update at 0-based `step`; returns (detached loss, stats, learning rate used)."""
+        """One update at 0-based `step`; returns (detached loss, stats, learning rate used). With
+        optim.accum_steps > 1 the loss is the batch's (each micro-batch's mean weighted by its share)
+        and the stats are the last micro-batch's."""
         cfg = self.cfg
         lr = learning_rate(step, self.total_steps, cfg.optim.learning_rate, cfg.optim.min_lr, self.warmup_steps,
                            self.decay_steps)
