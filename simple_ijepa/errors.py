@@ -62,6 +62,9 @@ def user_error_message(e: BaseException) -> str | None:
         cause = e.__cause__
         if isinstance(cause, _loaded("omegaconf.errors", "OmegaConfBaseException")):
             return omegaconf_message(cause)
+        override = getattr(e, "override", None)  # OverrideParseException: say which override did not parse
+        if isinstance(override, str) and override:
+            return f"Invalid override {override!r}: {_one_line(e)} (write it as key=value)"
         group, _, name = (getattr(e, "missing_cfg_file", None) or "").rpartition("/")
         if group and getattr(e, "options", None) is not None:  # experiment=NAME, no such preset: as make_config says
             return preset_message(group, name, e.options)

@@ -196,6 +196,11 @@ def test_every_training_entry_point_prints_the_same_line(tmp_path):
         lines = {one_line(run_cli(args + [override], cwd=tmp_path, timeout=120))
                  for args in ([PYTHON, RUN_DDP], [PYTHON, "-m", "simple_ijepa.demo"])}
         assert len(lines) == 1 and expected in lines.pop(), lines
+    # Hydra's own parse errors name the override (python -m simple_ijepa.train, the documented command)
+    for override in ("optim.learning_rate", "data.crop_scale=[0.3"):
+        line = one_line(run_cli([PYTHON, "-m", "simple_ijepa.train", override], cwd=tmp_path, timeout=120))
+        assert line.startswith(f"error: Invalid override {override!r}"), line
+    assert not os.listdir(tmp_path)  # nothing written where the commands ran
 
 
 POISONED = """
