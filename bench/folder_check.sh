@@ -15,7 +15,7 @@ for seed in ${SEEDS:-0 1 2}; do
   work=$(mktemp -d)
   start=$(date +%s)
   "$PY" run_ddp.py experiment="${PRESET:-cpu_small}" seed="$seed" data.dataset_name=folder data.dataset_path="$FOLDER" \
-    logging.save_model_dir="$work" hydra.run.dir="$work/hydra" "$@" >> "${OUT%.jsonl}.log" 2>&1
+    logging.save_model_dir="$work" "$@" >> "${OUT%.jsonl}.log" 2>&1
   seconds=$(( $(date +%s) - start ))
   "$PY" - "$work" "$seed" "$seconds" "${NAME:-${PRESET:-cpu_small} $*}" "$*" "$FOLDER" 2>> "${OUT%.jsonl}.log" >> "$OUT" <<'EOF'
 import contextlib, json, sys

@@ -155,8 +155,7 @@ def main(argv=None) -> dict:
     plan = plan_steps(args, cfg.dataloader.batch_size)
     result.update(plan, batch_size=cfg.dataloader.batch_size, image_size=cfg.model.image_size)
     limit_s = args.limit_s or 1.5 * args.seconds + 60
-    cmd = [sys.executable, "-m", "simple_ijepa.cli.train", *train_overrides, f"optim.max_steps={plan['max_steps']}",
-           f"hydra.run.dir={os.path.abspath(os.path.join(args.work, 'hydra'))}"]
+    cmd = [sys.executable, "-m", "simple_ijepa.train", *train_overrides, f"optim.max_steps={plan['max_steps']}"]
     print(f"learning run: {plan['max_steps']} steps = {plan['how']}; SIGTERM after {limit_s:.0f} s", flush=True)
     print("  " + " ".join(cmd[1:]), flush=True)
     result.update(train(cmd, limit_s))
