@@ -77,7 +77,7 @@ def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:
     random.seed(cfg.seed + rank)
     if info.is_main:
         write_identity(run.save_dir, run.identity)  # the folder is this run's now (run.json)
-        run.record.start()  # config.yaml, env.json, train.log
+        _guarded("the run record (config.yaml, env.json, train.log)", None, run.record.start)
         cut_metrics(run.metrics_path, run.step)  # this run's curve: nothing after the step it starts from
     losses = torch.zeros(log_every, device=info.device)
     bar = progress(run.total_steps, "train", initial=run.step, enabled=info.is_main)

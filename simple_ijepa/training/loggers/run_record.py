@@ -85,7 +85,8 @@ class RunRecordLogger:
         self.logger.addHandler(self.handler)
 
     def start(self) -> None:
-        """Write config.yaml and env.json, open train.log with the messages so far."""
+        """Write config.yaml and env.json, open train.log with the messages so far (the trainer
+        guards the call: a record that cannot be written never stops the run)."""
         _write_atomic(os.path.join(self.save_dir, CONFIG_FILE), OmegaConf.to_yaml(self.cfg, resolve=True))
         env_path = os.path.join(self.save_dir, ENV_FILE)
         earlier = []
