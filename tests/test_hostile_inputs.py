@@ -220,6 +220,8 @@ def test_a_non_finite_loss_is_one_line_from_the_training_command(tmp_path):
     lines = run.stdout.strip().splitlines()
     assert run.returncode == 2 and "Traceback" not in run.stdout, run.stdout
     assert lines[-1].startswith("error: Loss is nan at step 1") and sum("error" in x.lower() for x in lines) == 1
+    log = (tmp_path / "run" / "train.log").read_text()  # the run's own log keeps how it ended
+    assert "the run ended with an error: NonFiniteLoss: Loss is nan at step 1" in log
 
 
 @needs_proc

@@ -115,6 +115,9 @@ class RunRecordLogger:
         pass  # the metrics go to metrics.jsonl; train.log gets the log messages through its handler
 
     def close(self, error: BaseException | None = None) -> None:
-        if error is not None and not isinstance(error, SystemExit):
-            self.logger.error(f"the run ended with an error: {type(error).__name__}: {error}")
+        if error is not None and not isinstance(error, SystemExit):  # into train.log only: the console
+            # already gets the command's own one-line error
+            self.handler.handle(self.logger.makeRecord(self.logger.name, logging.ERROR, __file__, 0,
+                                                       f"the run ended with an error: {type(error).__name__}: "
+                                                       f"{error}", None, None))
         self._swap(None)
