@@ -111,7 +111,8 @@ def test_readme_baseline_commands_run_on_cpu(fake_stl10, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "models" / "training_model_ddp.pth").is_file()
     assert "training in fp32" in run.stdout  # fp16 requested by default, CPU falls back, said once
-    assert (tmp_path / "outputs").is_dir()  # Hydra's run dir stays in the (temporary) cwd
+    assert os.listdir(tmp_path) == ["models"]  # no Hydra outputs/: the run folder records itself
+    assert {"config.yaml", "env.json", "train.log"} <= set(os.listdir(tmp_path / "models"))
     resume = run_cli([PYTHON, RUN_DDP, "logging.ckpt_path=./models/training_model_ddp.pth", "optim.max_steps=5"]
                      + STL_TINY[:-3] + ["logging.log_every_n_steps=2", "eval.enabled=false"] + data, cwd=tmp_path)
     assert resume.returncode == 0, resume.stdout[-3000:]
