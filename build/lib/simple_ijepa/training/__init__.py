@@ -1,1 +1,0 @@
-"""Training: the loop (trainer.py), one step (step.py), schedules, checkpoints, W&B logging."""
