@@ -91,6 +91,16 @@ def test_json_output_is_checked_before_work_and_written_atomically(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1.0} and os.listdir(tmp_path) == ["r.json"]
 
 
+def test_a_text_file_that_fails_to_write_leaves_the_old_one_whole(tmp_path):
+    from simple_ijepa.utils.atomic import write_text_atomic
+
+    path = tmp_path / "run.json"
+    write_text_atomic(str(path), "old")
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(str(path), "half written \ud800")  # fails inside the write
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["run.json"]
+
+
 def test_demo_writes_its_figures_as_json(tmp_path, monkeypatch):
     from simple_ijepa.cli.demo import main as demo
 

@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 from ..errors import CheckpointError, ConfigError
+from ..utils.atomic import write_text_atomic
 
 SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
@@ -84,11 +85,7 @@ def write_json(path: str | None, result: dict) -> None:
     def plain(value):  # numpy / torch scalars and arrays as numbers and lists; anything else as text
         return value.tolist() if hasattr(value, "tolist") else str(value)
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, default=plain)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(result, indent=1, default=plain) + "\n")
 
 
 def int_at_least(low: int):

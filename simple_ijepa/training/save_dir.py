@@ -17,6 +17,7 @@ import uuid
 from ..checkpoints import checkpoint_names, find_latest, read_checkpoint
 from ..errors import CheckpointError, ConfigError
 from ..models import ARCH_KEYS, VARIANTS
+from ..utils.atomic import write_text_atomic
 
 RUN_FILE = "run.json"
 
@@ -52,11 +53,7 @@ def read_identity(save_dir: str) -> dict | None:
 
 
 def write_identity(save_dir: str, identity: dict) -> None:
-    path = os.path.join(save_dir, RUN_FILE)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(identity, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(os.path.join(save_dir, RUN_FILE), json.dumps(identity, indent=1))
 
 
 def describe(identity: dict | None, where: str) -> str:

@@ -23,6 +23,8 @@ import time
 import torch
 from omegaconf import OmegaConf
 
+from ...utils.atomic import write_text_atomic
+
 CONFIG_FILE, ENV_FILE, LOG_FILE = "config.yaml", "env.json", "train.log"
 RECORD_FILES = (CONFIG_FILE, ENV_FILE, LOG_FILE)
 
@@ -62,13 +64,6 @@ def environment() -> dict:
     }
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class RunRecordLogger:
     """Built when the folder is claimed: log messages are held in memory until `start()`, called once
     the run is under way (checkpoint checked, run.json written); a run refused before then writes nothing."""
@@ -87,7 +82,7 @@ class RunRecordLogger:
     def start(self) -> None:
         """Write config.yaml and env.json, open train.log with the messages so far (the trainer
         guards the call: a record that cannot be written never stops the run)."""
-        _write_atomic(os.path.join(self.save_dir, CONFIG_FILE), OmegaConf.to_yaml(self.cfg, resolve=True))
+        write_text_atomic(os.path.join(self.save_dir, CONFIG_FILE), OmegaConf.to_yaml(self.cfg, resolve=True))
         env_path = os.path.join(self.save_dir, ENV_FILE)
         earlier = []
         try:
@@ -97,7 +92,7 @@ class RunRecordLogger:
         except (OSError, ValueError, AttributeError):
             pass  # a fresh folder (or an unreadable record: started again)
         env = environment()
-        _write_atomic(env_path, json.dumps({**env, "earlier_starts": earlier} if earlier else env, indent=1) + "\n")
+        write_text_atomic(env_path, json.dumps({**env, "earlier_starts": earlier} if earlier else env, indent=1) + "\n")
         log_file = logging.FileHandler(os.path.join(self.save_dir, LOG_FILE))
         log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         for record in self.handler.buffer:
