@@ -10,7 +10,7 @@ def seeded_bench_parser(description: str, classifier: str) -> argparse.ArgumentP
     p = argparse.ArgumentParser(description=description)
     p.add_argument("overrides", nargs="*", help="TrainConfig key=value overrides, applied after the preset")
     p.add_argument("--steps", type=int, default=500,
-                   help="pretraining steps per seed (500: the ablations'; cpu_small runs 1,000)")
+                   help="pretraining steps per seed (500: the ablations', at batch 96; cpu_small runs 3,000 of 32)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data", default="./data", help="data root (the system copy is found on its own)")
     p.add_argument("--train_samples", type=int, default=10000, help="probe's train subset (of 60k)")

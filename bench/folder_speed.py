@@ -5,7 +5,7 @@
 
 Writes --images Fashion-MNIST training images, resized to --size pixels (bicubic), as JPEG or PNG
 files into class folders (a temporary folder),
-then trains `experiment=cpu_small` for --steps steps three ways, one after another: on the arrays
+then trains `experiment=cpu_small` at batch 96 for --steps steps three ways, one after another: on the arrays
 (`data.dataset_name=fashion_mnist`), on the folder decoded once into memory (the default,
 `data.decode_cache_mb=1024`), and on the folder decoded on read (`data.decode_cache_mb=0`). Reports
 the steady training speed (images/s of the last log window, from metrics.jsonl), the whole run's wall
@@ -44,8 +44,9 @@ def write_folder(root: str, data: str, n: int, size: int, fmt: str) -> str:
 
 def run(name: str, overrides: list[str], steps: int, work: str) -> dict:
     save = os.path.join(work, name.replace(" ", "_"))
-    cfg = make_config(["experiment=cpu_small", f"optim.max_steps={steps}", "eval.enabled=false",
-                       f"logging.log_every_n_steps={max(1, steps // 4)}", f"logging.save_model_dir={save}"] + overrides)
+    cfg = make_config(["experiment=cpu_small", "dataloader.batch_size=96", f"optim.max_steps={steps}",
+                       "eval.enabled=false", f"logging.log_every_n_steps={max(1, steps // 4)}",
+                       f"logging.save_model_dir={save}"] + overrides)
     t0 = time.perf_counter()
     train(cfg)
     wall = time.perf_counter() - t0

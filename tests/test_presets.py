@@ -69,8 +69,8 @@ def test_readme_cpu_small_command_on_a_folder_then_evaluate(tmp_path):
 
 def test_cpu_long_is_cpu_small_for_longer():
     small, long = (OmegaConf.to_container(make_config([f"experiment={n}"])) for n in ("cpu_small", "cpu_long"))
-    assert long["optim"].pop("max_steps") == 2 * small["optim"].pop("max_steps") == 2000
-    assert long["eval"].pop("every_n_steps") == 1000 and small["eval"].pop("every_n_steps") == 500
+    assert long["optim"].pop("max_steps") == 2 * small["optim"].pop("max_steps") == 6000
+    assert long["eval"].pop("every_n_steps") == 3000 and small["eval"].pop("every_n_steps") == 1500
     assert long == small
     # cpu_small keeps learning to its last step: constant rate after the warm-up, constant EMA momentum.
     assert small["optim"]["min_lr"] == small["optim"]["learning_rate"]
