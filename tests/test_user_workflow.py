@@ -167,7 +167,7 @@ def test_a_run_record_that_cannot_be_written_does_not_stop_the_run(tmp_path, mon
     def no_space(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(run_record, "_write_atomic", no_space)
+    monkeypatch.setattr(run_record, "write_text_atomic", no_space)
     out = train(make_config(DIGITS + ["optim.max_steps=1", f"logging.save_model_dir={tmp_path}"]))
     assert out["step"] == 1 and (tmp_path / "encoder_ddp.pth").is_file()
     assert "run record (config.yaml, env.json, train.log) failed" in caplog.text
