@@ -6,7 +6,7 @@ documented, not yet measured, bet; cpu_long is cpu_small for 6,000 steps.
 from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
-    # 28-32 px images on a 2-core CPU: 3,000 steps of 32 images in about 6-7 minutes. Chosen by the
+    # 28-32 px images on a 2-core CPU: 3,000 steps of 32 images in about 6 minutes. Chosen by the
     # ablations in docs/experiments/: above all the learning rate, 3e-4 (1e-3 collapses at batch 96, 5e-4
     # falls behind; collapse.md); then, in a run this short, keep learning until the end: the rate stays
     # at 3e-4 after its warm-up (min_lr = learning_rate, no cosine decay) and the teacher keeps following
@@ -53,5 +53,5 @@ def _with(base: dict, **sections: dict) -> dict:
     return {**base, **{name: {**base.get(name, {}), **keys} for name, keys in sections.items()}}
 
 
-# cpu_small trained twice as long (6,000 steps of 32 images, about 13 minutes of training on the 2-core CPU).
+# cpu_small trained twice as long (6,000 steps of 32 images; not yet measured at this batch).
 PRESETS["cpu_long"] = _with(PRESETS["cpu_small"], optim={"max_steps": 6000}, eval={"every_n_steps": 3000})
