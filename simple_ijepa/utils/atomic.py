@@ -1,4 +1,5 @@
-"""Small text files written atomically: run.json, config.yaml, env.json and `--output` JSON.
+"""Small text files written atomically: run.json, config.yaml, env.json, `--output` JSON, the wandb run id
+and a resumed run's cut metrics.jsonl.
 
 `checkpoints.atomic_save` is the torch twin (with fsync, for files worth a training run).
 """

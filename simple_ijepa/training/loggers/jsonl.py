@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 
+from ...utils.atomic import write_text_atomic
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -44,7 +46,4 @@ def cut_metrics(path: str, step: int) -> None:
         lines = f.readlines()
     kept = [line for line in lines if (s := step_of(line)) is not None and s <= step]
     if len(kept) != len(lines):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(kept))

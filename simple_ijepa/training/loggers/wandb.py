@@ -14,6 +14,8 @@ import os
 
 from omegaconf import OmegaConf
 
+from ...utils.atomic import write_text_atomic
+
 RUN_ID_FILE = "wandb_run_id"
 log = logging.getLogger("simple_ijepa")
 
@@ -35,7 +37,7 @@ class WandbLogger:
         self.run = wandb.init(project=cfg.logging.wandb_project, name=os.path.basename(os.path.abspath(save_dir)),
                               dir=save_dir, id=run_id, resume="allow" if run_id else None, allow_val_change=True,
                               config=OmegaConf.to_container(cfg, resolve=True))
-        _write(id_path, self.run.id)
+        write_text_atomic(id_path, self.run.id + "\n")
         log.info(f"W&B run {self.run.id} ({'continued' if run_id else 'new'}) in project "
                  f"{cfg.logging.wandb_project}, files in {os.path.join(save_dir, 'wandb')}")
 
@@ -58,9 +60,3 @@ def _read(path: str) -> str | None:
     with open(path) as f:
         return f.read().strip() or None
 
-
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
