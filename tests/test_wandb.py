@@ -24,7 +24,13 @@ def wandb_offline(tmp_path, monkeypatch):
 
 
 def offline_runs(save_dir) -> dict[str, bytes]:
-    """{run directory name: the bytes of its run-<id>.wandb file} under save_dir/wandb/."""
+    """{run directory name: the bytes of its run-<id>.wandb file} under save_dir/wandb/.
+
+    `run.finish()` can return before W&B's service process has flushed the file (wandb 0.31 under load:
+    CI once read the 7-byte header alone), so wait for the service first, as the process's exit would."""
+    import wandb
+
+    wandb.teardown()
     return {f.parent.name: f.read_bytes() for f in sorted((save_dir / "wandb").glob("offline-run-*/run-*.wandb"))}
 
 
