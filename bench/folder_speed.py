@@ -44,9 +44,9 @@ def write_folder(root: str, data: str, n: int, size: int, fmt: str) -> str:
 
 def run(name: str, overrides: list[str], steps: int, work: str) -> dict:
     save = os.path.join(work, name.replace(" ", "_"))
-    cfg = make_config(["experiment=cpu_small", "dataloader.batch_size=96", f"optim.max_steps={steps}",
-                       "eval.enabled=false", f"logging.log_every_n_steps={max(1, steps // 4)}",
-                       f"logging.save_model_dir={save}"] + overrides)
+    cfg = make_config(["experiment=cpu_small", "dataloader.batch_size=96", "model.target_layers=1",
+                       f"optim.max_steps={steps}", "eval.enabled=false",
+                       f"logging.log_every_n_steps={max(1, steps // 4)}", f"logging.save_model_dir={save}"] + overrides)
     t0 = time.perf_counter()
     train(cfg)
     wall = time.perf_counter() - t0

@@ -6,7 +6,7 @@
 #   bash bench/gated_table.sh defaults   # rows whose name matches
 #   BENCH_ARGS="--train_samples 5000" bash bench/gated_table.sh   # extra bench/gated_fashion_mnist.py options
 # Measured when cpu_small's EMA ramp still went from 0.99 to 1.0, its rate decayed on a cosine to 1e-6, its predictor
-# had 2 blocks, its batch was 96 and the bench ran 500 steps: all five are kept here.
+# had 2 blocks, its batch was 96, its target the last block and the bench ran 500 steps: all six are kept here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/gated_batch_hold.jsonl}
@@ -25,5 +25,5 @@ for row in "${rows[@]}"; do
   if [[ $# -gt 0 && "$name" != *"$1"* ]]; then continue; fi
   echo "== $name: $overrides"
   # shellcheck disable=SC2086
-  "${PYTHON:-python}" bench/gated_fashion_mnist.py ema.gamma=0.99 ema.gamma_end=1.0 optim.min_lr=1e-6 model.predictor_depth=2 dataloader.batch_size=96 $overrides ${BENCH_ARGS:-} --name "$name" --json "$OUT"
+  "${PYTHON:-python}" bench/gated_fashion_mnist.py ema.gamma=0.99 ema.gamma_end=1.0 optim.min_lr=1e-6 model.predictor_depth=2 dataloader.batch_size=96 model.target_layers=1 $overrides ${BENCH_ARGS:-} --name "$name" --json "$OUT"
 done

@@ -8,12 +8,12 @@
 #   bash bench/learning_ablation.sh "EMA end 0.999" "cpu_small"   # these rows (exact names), in this order
 #   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
 # The rows were measured when cpu_small's EMA ramp still went from 0.99 to 1.0 and its rate decayed on a cosine
-# to 1e-6, its predictor had 2 blocks in the official layout and its batch was 96: every row starts from those (BASE),
+# to 1e-6, its predictor had 2 blocks in the official layout, its batch was 96 and its target the last block: every row starts from those (BASE),
 # which a row's own overrides override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/learning_ablation.jsonl}
-BASE=${BASE:-ema.gamma=0.99 ema.gamma_end=1.0 optim.min_lr=1e-6 model.predictor_depth=2 model.predictor_shared_context=false dataloader.batch_size=96}
+BASE=${BASE:-ema.gamma=0.99 ema.gamma_end=1.0 optim.min_lr=1e-6 model.predictor_depth=2 model.predictor_shared_context=false dataloader.batch_size=96 model.target_layers=1}
 mkdir -p "$(dirname "$OUT")"
 rows=(
   "cpu_small|"

@@ -1,11 +1,14 @@
 """Learning is shown, not assumed: the digits demo (experiment=cpu_small as it is, 3,000 steps of 32
-real images; about 6 minutes here) must give a teacher and a student that beat the same encoder at
+real images; 6-9 minutes here) must give a teacher and a student that beat the same encoder at
 random initialisation.
 
 Robust to the seed: run it on other seeds with `LEARNING_TEST_SEED=3 python -m pytest tests/test_learning.py`.
-Measured over seeds 0-2 (this exact config, `SEEDS="0 1 2" bash bench/demo_seeds.sh`): teacher minus
-random init +9.1 to +10.8 points linear and +31.7 to +35.1 20-NN. The margins asserted are the learning
-issue's targets, +5 linear (4.1 points below the worst seed) and +15 20-NN (16.7 below)."""
+Measured on seed 0 of this exact config (data2vec target over 2 blocks, EMA 0.998): teacher minus random
+init +11.9 points linear and +37.5 20-NN, last logged loss 0.48x the first, RankMe 22 against 11 at init;
+with the last block's target (EMA 0.9993), seeds 0-2: +9.1 to +10.8 and +31.7 to +35.1
+(`SEEDS="0 1 2" bash bench/demo_seeds.sh`). The margins asserted are the learning issue's targets, +5
+linear and +15 20-NN. The loss bound is 0.6x: data2vec's instance-normed targets leave a higher floor
+than the last block's (0.48x on seed 0, where the last block's target gave below 0.5x)."""
 import json
 import os
 
@@ -29,6 +32,6 @@ def test_pretrained_teacher_and_student_beat_random_init_on_digits(tmp_path):
         assert teacher[metric] >= random_init[metric] + margin, (metric, results)
     assert student["probe_acc"] >= random_init["probe_acc"], results  # the student never falls below its init
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]  # the prediction task is learned
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]  # the prediction task is learned
     reference = torch.load(out["train_checkpoint"], weights_only=False)["collapse_reference"]  # at init
     assert rows[-1]["teacher_rankme"] > 0.5 * reference["rankme"]  # and the features did not collapse

@@ -151,7 +151,7 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     with open(os.path.join(REPO, "README.md")) as f:
         code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
     make_config_as_written = simple_ijepa.make_config
-    small = ["model.hidden_dim=32", "model.depth=1", "model.heads=2", "model.head_dim=16", "model.predictor_dim=32",
+    small = ["model.hidden_dim=32", "model.depth=2", "model.heads=2", "model.head_dim=16", "model.predictor_dim=32",
              "model.predictor_depth=1", "optim.max_steps=2", "dataloader.batch_size=16", "eval.enabled=false"]
     monkeypatch.setattr(simple_ijepa, "make_config", lambda overrides: make_config_as_written(overrides + small))
     monkeypatch.chdir(tmp_path)

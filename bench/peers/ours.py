@@ -5,9 +5,10 @@
 
 The model, masks, augmentation, optimiser, schedules and EMA are the library's (`build_model`,
 `TrainStep`: the same step `train()` runs), at `experiment=cpu_small`: 28 px, patch 4, encoder 192 x 4,
-predictor 128 x 4 (shared context), batch 32, AdamW 3e-4, EMA 0.9993. What differs from `train()`: no
-checkpoints, logs or periodic probes (time the others do not spend either), and batches from a seeded
-per-epoch shuffle of the 60k images, as every adapter draws them (our sampler does the same).
+predictor 128 x 4 (shared context), data2vec target over 2 blocks, batch 32, AdamW 3e-4, EMA 0.998. What
+differs from `train()`: no checkpoints, logs or periodic probes (time the others do not spend either), and
+batches from a seeded per-epoch shuffle of the 60k images, as every adapter draws them (our sampler does
+the same).
 
 The preset's length, `optim.max_steps=3000`, enters its schedules only through the warm-up (10% of
 the steps; the LR and EMA momentum are constant after it). Here the run is as long as the time
