@@ -8,8 +8,8 @@
 #   bash bench/learning_ablation.sh "EMA end 0.999" "cpu_small"   # these rows (exact names), in this order
 #   BENCH_ARGS="--steps 2000 --seeds 0" bash bench/learning_ablation.sh recipe
 # The rows were measured when cpu_small's EMA ramp still went from 0.99 to 1.0 and its rate decayed on a cosine
-# to 1e-6, its predictor had 2 blocks in the official layout, its batch was 96 and its target the last block: every row starts from those (BASE),
-# which a row's own overrides override.
+# to 1e-6, its predictor had 2 blocks in the official layout, its batch was 96 and its target the last block:
+# every row starts from those (BASE), which a row's own overrides override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/learning_ablation.jsonl}
