@@ -52,19 +52,21 @@ def train(cfg) -> dict:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(message)s")
     log.setLevel(logging.INFO if info.is_main else logging.WARNING)
-    stop, lock, loggers = StopSignal(), None, []
+    stop, lock, loggers, finished = StopSignal(), None, [], False
     try:
         if info.is_main:  # before any work: a folder we can write to and no other run writing there
             check_save_dir(cfg.logging.save_model_dir)
             lock = SaveDirLock(cfg.logging.save_model_dir)
-        return _train(cfg, info, stop, loggers)
+        summary = _train(cfg, info, stop, loggers)
+        finished = True
+        return summary
     finally:
         for logger in loggers:  # however the run ended: done, stop signal, error
             _guarded(f"closing the {logger.name}", None, logger.close, sys.exc_info()[1])
         if lock is not None:
             lock.release()
         stop.restore()
-        cleanup_distributed()
+        cleanup_distributed(wait_for_all=finished)
 
 
 def _train(cfg, info: DistInfo, stop: StopSignal, loggers: list) -> dict:

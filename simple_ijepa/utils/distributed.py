@@ -73,8 +73,14 @@ def check_replicas_agree(model: torch.nn.Module, info: DistInfo) -> float | None
     return float(checksum)
 
 
-def cleanup_distributed() -> None:
+def cleanup_distributed(wait_for_all: bool = False) -> None:
+    """Destroy the process group. wait_for_all (a run that finished on every rank): a barrier first, so
+    that no rank tears gloo down while rank 0 still writes its files; twice in one CI run (torch 2.14,
+    CPU) a rank that left first aborted in the teardown ("terminate called without an active exception").
+    Never after an error or a stop signal, where a rank may be gone."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 
