@@ -22,7 +22,7 @@ PRESETS: dict[str, dict] = {
     # data2vec 2.0's (the last 2 teacher blocks, each instance-normed over the tokens, averaged,
     # layer-normed) with a faster teacher, EMA 0.998 per 32 images (a window of ~500 steps): on the MNIST
     # folder, seeds 0-2, 0.910 / 0.751 linear / 20-NN against 0.872 / 0.642, the linear probe above the
-    # raw pixels' 0.893. learning.md, "Smaller batches, more steps" and "Data2vec targets".
+    # raw pixels' 0.894. learning.md, "Smaller batches, more steps" and "Data2vec targets".
     "cpu_small": {
         "model": {"image_size": 28, "patch_size": 4, "hidden_dim": 192, "depth": 4, "heads": 3, "head_dim": 64,
                   "predictor_dim": 128, "predictor_depth": 4, "predictor_heads": 2, "predictor_shared_context": True,
