@@ -40,7 +40,8 @@ def main(steps: int, out: str | None) -> float:
     rng, step = random.Random(0), 0
     while step < steps:
         for images in loader:
-            views = random_resized_crop(images, cfg.model.image_size, scale=(0.6, 1.0), hflip=False)  # [B, 3, S, S]
+            views = random_resized_crop(images, cfg.model.image_size, scale=tuple(cfg.data.crop_scale),
+                                        hflip=cfg.data.hflip)  # [B, 3, S, S]
             context_idx, target_idx, context_valid = masks(len(views), rng, torch.default_generator)
             loss, stats = model(views, context_idx, target_idx, context_valid)  # predict the teacher's tokens
             optimizer.zero_grad()
