@@ -69,6 +69,8 @@ def test_every_key_and_default_in_the_docs_is_the_code_s():
     ("model.image_size=100", "model.image_size"),
     ("mask.target_scale=[0.1,1.5]", "mask.target_scale"),
     ("mask.context_scale=[0.0,1.0]", "mask.context_scale"),
+    ("data.crop_scale=[0.9,0.5]", "data.crop_scale"),
+    ("data.crop_scale=[0.0,1.0]", "data.crop_scale"),
     ("model.num_targets=40", "model.num_targets"),
     ("mask.kind=grid", "mask.kind"),
     ("mask.kind=random model.num_targets=6", "model.num_targets"),
