@@ -165,7 +165,7 @@ def main(argv=None) -> dict:
         step(inputs, s)
     sync()
     warmup_s = time.perf_counter() - t0
-    shapes = [tuple(x.shape) for x in inputs if x is not None]
+    shapes = [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)]
     s0 = args.warmup
     t0 = time.perf_counter()
     for s in range(s0, s0 + args.steps):

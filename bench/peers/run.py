@@ -2,6 +2,7 @@
 
     python bench/peers/run.py                                   # 3 seeds, probed at 5 and 15 minutes (~2.3 h)
     python bench/peers/run.py --minutes 5 --seeds 0 1 2 --out_dir runs/peers --json runs/peers.jsonl
+    python bench/peers/run.py --peers ours --overrides model.hidden_dim=256 model.heads=4 --out_dir runs/wide
 
 Each implementation trains on Fashion-MNIST's 60k training images, one process with 2 threads, at
 `experiment=cpu_small`'s encoder size (28 px, patch 4, 192 wide, 4 deep, 3 heads), for the same
@@ -16,6 +17,8 @@ Each adapter's docstring says what it took from its implementation and what it a
 one after another (seed by seed, the implementations in turn, so that a drift in the machine's speed
 touches all of them); a run whose marks are all on disk in --out_dir is not redone, so an interrupted
 benchmark continues where it stopped. Run it on an idle machine: the budget is wall-clock time.
+`--overrides` changes ours (an ablation row: any config key=value on top of `experiment=cpu_small`);
+each run folder records them, and a folder trained with other overrides is refused, not mixed in.
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--classifier", default="calibrated", choices=("calibrated", "logistic"))
     p.add_argument("--json", default=None, help="append the table as JSON lines to this file")
+    p.add_argument("--overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for ours on top of experiment=cpu_small (an ablation row)")
     args = p.parse_args(argv)
     if min(args.minutes) <= 0 or min(args.seeds) < 0 or args.threads < 1:
         p.error("--minutes must be > 0, --seeds >= 0 and --threads >= 1")
@@ -64,19 +69,26 @@ def run_dir(args, peer: str, seed: int) -> str:
 def train_one(args, peer: str, seed: int) -> None:
     """Run one adapter unless every mark of this (peer, seed) is already on disk."""
     out = run_dir(args, peer, seed)
+    overrides = args.overrides if peer == "ours" else []
+    recorded = os.path.join(out, "overrides.json")
+    if os.path.isfile(recorded) and json.load(open(recorded)) != overrides:
+        sys.exit(f"{out} was trained with overrides {json.load(open(recorded))}, not {overrides}: "
+                 f"give another --out_dir")
     marks = [m * 60 for m in args.minutes]
     if all(os.path.isfile(os.path.join(out, f"mark_{m:g}.npz")) for m in marks):
         print(f"{peer} seed {seed}: done before, kept", flush=True)
         return
     if os.path.exists(os.path.join(out, "marks.jsonl")):
         os.remove(os.path.join(out, "marks.jsonl"))  # a run cut short: redo it whole (wall-clock budget)
-    cmd = [sys.executable, os.path.join(HERE, f"{peer}.py"), "--seed", str(seed), "--out", out,
+    cmd = [sys.executable, os.path.join(HERE, f"{peer}.py"), *overrides, "--seed", str(seed), "--out", out,
            "--threads", str(args.threads), "--marks", *[f"{m:g}" for m in marks]]
     if args.data:
         cmd += ["--data", args.data]
     print(f"{peer} seed {seed}: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     os.makedirs(out, exist_ok=True)
+    with open(recorded, "w") as f:
+        json.dump(overrides, f)
     with open(os.path.join(out, "train.log"), "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     print(f"{peer} seed {seed}: finished in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
@@ -112,6 +124,7 @@ def main(argv=None) -> list[dict]:
                 per_seed.append({**mark, **score(args, np.load(os.path.join(out, f"mark_{minutes * 60:g}.npz")),
                                                   labels), "seed": seed})
             rows.append({"implementation": peer, "minutes": minutes, "seeds": args.seeds, "per_seed": per_seed,
+                         "overrides": args.overrides if peer == "ours" else [],
                          **{k: mean_std([r[k] for r in per_seed]) for k in ("images_per_s", "steps", "linear", "knn")}})
     pixels = {k: (v, 0.0) for k, v in score(args, {"train_x": data["train_x"][idx].reshape(len(idx), -1) / 255.0,
                                                    "test_x": data["test_x"].reshape(len(data["test_x"]), -1) / 255.0},
