@@ -59,6 +59,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.minutes) <= 0 or min(args.seeds) < 0 or args.threads < 1:
         p.error("--minutes must be > 0, --seeds >= 0 and --threads >= 1")
+    if args.overrides:  # a bad key or value is refused here, not in the adapter's log minutes later
+        from omegaconf.errors import OmegaConfBaseException
+
+        from simple_ijepa.config import make_config, validate
+        from simple_ijepa.errors import ConfigError
+        try:
+            validate(make_config(["experiment=cpu_small", "data.dataset_name=fashion_mnist", *args.overrides]))
+        except (ConfigError, OmegaConfBaseException) as e:
+            p.error(f"--overrides: {e}")
     return args
 
 
@@ -66,14 +75,21 @@ def run_dir(args, peer: str, seed: int) -> str:
     return os.path.join(args.out_dir, peer, f"seed{seed}")
 
 
+def overrides_of(args, peer: str) -> list[str]:
+    """--overrides apply to ours alone."""
+    return args.overrides if peer == "ours" else []
+
+
 def train_one(args, peer: str, seed: int) -> None:
     """Run one adapter unless every mark of this (peer, seed) is already on disk."""
     out = run_dir(args, peer, seed)
-    overrides = args.overrides if peer == "ours" else []
+    overrides = overrides_of(args, peer)
     recorded = os.path.join(out, "overrides.json")
-    if os.path.isfile(recorded) and json.load(open(recorded)) != overrides:
-        sys.exit(f"{out} was trained with overrides {json.load(open(recorded))}, not {overrides}: "
-                 f"give another --out_dir")
+    if os.path.isfile(recorded):
+        with open(recorded) as f:
+            before = json.load(f)
+        if before != overrides:
+            sys.exit(f"{out} was trained with overrides {before}, not {overrides}: give another --out_dir")
     marks = [m * 60 for m in args.minutes]
     if all(os.path.isfile(os.path.join(out, f"mark_{m:g}.npz")) for m in marks):
         print(f"{peer} seed {seed}: done before, kept", flush=True)
@@ -124,7 +140,7 @@ def main(argv=None) -> list[dict]:
                 per_seed.append({**mark, **score(args, np.load(os.path.join(out, f"mark_{minutes * 60:g}.npz")),
                                                   labels), "seed": seed})
             rows.append({"implementation": peer, "minutes": minutes, "seeds": args.seeds, "per_seed": per_seed,
-                         "overrides": args.overrides if peer == "ours" else [],
+                         "overrides": overrides_of(args, peer),
                          **{k: mean_std([r[k] for r in per_seed]) for k in ("images_per_s", "steps", "linear", "knn")}})
     pixels = {k: (v, 0.0) for k, v in score(args, {"train_x": data["train_x"][idx].reshape(len(idx), -1) / 255.0,
                                                    "test_x": data["test_x"].reshape(len(data["test_x"]), -1) / 255.0},

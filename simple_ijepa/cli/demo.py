@@ -9,8 +9,9 @@ The demo is the `experiment=cpu_small` preset as it is (presets.py; docs/experim
 digits upsampled to its 28 px: a 7x7 grid of patches, a 192-wide encoder, a 4-block predictor that
 computes the context once for all target blocks, data2vec 2.0's target over the teacher's last 2
 blocks, a constant learning rate after the warm-up, an EMA momentum of 0.998, crops of 85-100% and no
-flips (digits are not mirror-symmetric), 3,000 steps of 32 images (6-9 minutes on 2 cores). On seed 0
-its teacher beat random init by +11.9 points linear and +38.0 20-NN (bench/results/demo_crops.jsonl);
+flips (digits are not mirror-symmetric), 3,000 steps of 32 images (6-9 minutes on 2 cores). Over seeds
+0-2 its teacher beat random init by +11.1 +- 0.7 points linear and +36.0 +- 2.9 20-NN
+(bench/results/demo_crops.jsonl);
 with the last block's target at EMA 0.9993, over seeds 0-2, by +9.1 to +10.8 and +31.7 to +35.1
 (bench/results/demo_seeds_batch32.jsonl). It prints the
 linear probe and k-NN of the EMA teacher and of the student next to the same encoder at random init.
